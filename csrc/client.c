@@ -1,0 +1,469 @@
+/*
+ * client.c: the cptokens.Client userdata: options, credentials, operations.
+ *
+ * Credentials live only in C memory owned by the client and are wiped by
+ * close(), __gc and __close (one idempotent destructor). Misuse raises;
+ * every runtime failure is nil, err.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cptokens.h"
+
+#define CLIENT_MT "cptokens.Client"
+
+typedef struct cpt_client {
+  cpt_target_t target;
+  char *cafile;
+  char *capath;
+  cpt_curl_t *curl;
+  cpt_request_t rq;
+  int open;
+} cpt_client_t;
+
+static void client_destroy(cpt_client_t *c) {
+  cpt_curl_free(c->curl);
+  c->curl = NULL;
+  cpt_target_free(&c->target);
+  cpt_request_free(&c->rq);
+  free(c->cafile);
+  free(c->capath);
+  c->cafile = c->capath = NULL;
+  c->open = 0;
+}
+
+static cpt_client_t *check_client(lua_State *L) {
+  cpt_client_t *c = (cpt_client_t *)luaL_checkudata(L, 1, CLIENT_MT);
+  if (!c->open) luaL_error(L, "cptokens: the client is closed");
+  return c;
+}
+
+/* ---- options ----------------------------------------------------------------- */
+
+static const char *const option_names[] = {
+    "url",    "user",   "token",    "password", "otp",     "whm_token",       "whm_user",
+    "cafile", "capath", "insecure", "timeout",  "connect_timeout", "max_response", NULL};
+
+/* Raises on a key that is not an option: a typo must not silently change anything. */
+static void check_keys(lua_State *L, int idx) {
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    int i, known = 0;
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -1);
+      for (i = 0; option_names[i] && !known; i++) known = strcmp(k, option_names[i]) == 0;
+      if (!known) luaL_error(L, "cptokens.new: unknown option '%s'", k);
+    } else {
+      luaL_error(L, "cptokens.new: option names must be strings, got a %s",
+                 luaL_typename(L, -1));
+    }
+  }
+}
+
+/* Option `k` as a string (NULL when absent); raises when it is another type. */
+static const char *opt_string(lua_State *L, int idx, const char *k, size_t *len) {
+  const char *s;
+  lua_getfield(L, idx, k);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "cptokens.new: option '%s' must be a string, got a %s", k,
+               luaL_typename(L, -1));
+  s = lua_tolstring(L, -1, len);
+  lua_pop(L, 1); /* the options table keeps the string alive */
+  return s;
+}
+
+/* Option `k` as seconds, converted to milliseconds; raises on a bad value. */
+static long opt_seconds(lua_State *L, int idx, const char *k, long dflt_ms) {
+  lua_Number n;
+  lua_getfield(L, idx, k);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return dflt_ms;
+  }
+  if (lua_type(L, -1) != LUA_TNUMBER)
+    luaL_error(L, "cptokens.new: option '%s' must be a number of seconds, got a %s", k,
+               luaL_typename(L, -1));
+  n = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  if (!(n > 0 && n <= 86400))
+    luaL_error(L, "cptokens.new: option '%s' must be more than 0 and at most 86400 seconds", k);
+  return n * 1000 < 1 ? 1 : (long)(n * 1000);
+}
+
+/* A user name goes into headers and URLs: printable, no spaces, no colon. */
+static int bad_user(const char *s, size_t n) {
+  size_t i;
+  if (n == 0 || n > 255 || cpt_check_header_value(s, n) != 0) return 1;
+  for (i = 0; i < n; i++)
+    if (s[i] == ':' || s[i] == ' ') return 1;
+  return 0;
+}
+
+typedef struct {
+  const char *url, *user, *secret, *otp, *whm_user, *cafile, *capath;
+  size_t url_len, user_len, secret_len, otp_len, whm_user_len, cafile_len, capath_len;
+  const char *secret_name;
+  cpt_cred_t cred;
+  cpt_opts_t opts;
+} new_args_t;
+
+/* Reads and type-checks the options table at idx; raises on misuse. */
+static void read_options(lua_State *L, int idx, new_args_t *a) {
+  const char *token, *password, *whm_token;
+  size_t tl = 0, pl = 0, wl = 0;
+  int n = 0;
+  lua_Number max;
+
+  check_keys(L, idx);
+  a->url = opt_string(L, idx, "url", &a->url_len);
+  a->user = opt_string(L, idx, "user", &a->user_len);
+  token = opt_string(L, idx, "token", &tl);
+  password = opt_string(L, idx, "password", &pl);
+  whm_token = opt_string(L, idx, "whm_token", &wl);
+  a->otp = opt_string(L, idx, "otp", &a->otp_len);
+  a->whm_user = opt_string(L, idx, "whm_user", &a->whm_user_len);
+  a->cafile = opt_string(L, idx, "cafile", &a->cafile_len);
+  a->capath = opt_string(L, idx, "capath", &a->capath_len);
+  if (a->url == NULL) luaL_error(L, "cptokens.new: option 'url' is required");
+  if (a->user == NULL) luaL_error(L, "cptokens.new: option 'user' is required");
+  if (token) n++, a->cred = CPT_CRED_TOKEN, a->secret = token, a->secret_len = tl,
+             a->secret_name = "token";
+  if (password) n++, a->cred = CPT_CRED_PASSWORD, a->secret = password, a->secret_len = pl,
+                a->secret_name = "password";
+  if (whm_token) n++, a->cred = CPT_CRED_WHM, a->secret = whm_token, a->secret_len = wl,
+                 a->secret_name = "whm_token";
+  if (n != 1)
+    luaL_error(L, "cptokens.new: give exactly one credential: token, password or whm_token "
+                  "(got %d)", n);
+  if (a->otp && a->cred != CPT_CRED_PASSWORD)
+    luaL_error(L, "cptokens.new: option 'otp' goes with 'password' only");
+  if (a->whm_user && a->cred != CPT_CRED_WHM)
+    luaL_error(L, "cptokens.new: option 'whm_user' goes with 'whm_token' only");
+  if (a->whm_user == NULL) a->whm_user = "root", a->whm_user_len = 4;
+
+  lua_getfield(L, idx, "insecure");
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
+    luaL_error(L, "cptokens.new: option 'insecure' must be a boolean");
+  a->opts.insecure = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  a->opts.timeout_ms = opt_seconds(L, idx, "timeout", 30000);
+  a->opts.connect_timeout_ms = opt_seconds(L, idx, "connect_timeout", 10000);
+  a->opts.max_response = 16u << 20;
+  lua_getfield(L, idx, "max_response");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TNUMBER)
+      luaL_error(L, "cptokens.new: option 'max_response' must be a number of bytes");
+    max = lua_tonumber(L, -1);
+    if (!(max >= 1 && max <= 1073741824.0))
+      luaL_error(L, "cptokens.new: option 'max_response' must be from 1 to 1073741824 bytes");
+    a->opts.max_response = (size_t)max;
+  }
+  lua_pop(L, 1);
+}
+
+/* Checks option values that are data, not misuse: nil, err "invalid" when wrong. */
+static int check_values(lua_State *L, const new_args_t *a) {
+  FILE *f;
+  if (bad_user(a->user, a->user_len))
+    return cpt_error(L, CPT_EINVALID, 0,
+                     "user must be a non-empty account name without spaces, ':' or control "
+                     "characters (CR, LF, NUL)");
+  if (bad_user(a->whm_user, a->whm_user_len))
+    return cpt_error(L, CPT_EINVALID, 0,
+                     "whm_user must be a non-empty account name without spaces, ':' or control "
+                     "characters");
+  if (a->secret_len == 0 || cpt_check_header_value(a->secret, a->secret_len) != 0)
+    return cpt_error(L, CPT_EINVALID, 0,
+                     "%s must be non-empty and free of control characters (CR, LF, NUL)",
+                     a->secret_name);
+  if (a->otp && (a->otp_len == 0 || cpt_check_header_value(a->otp, a->otp_len) != 0))
+    return cpt_error(L, CPT_EINVALID, 0,
+                     "otp must be non-empty and free of control characters (CR, LF, NUL)");
+  if (a->cafile) {
+    if (strlen(a->cafile) != a->cafile_len)
+      return cpt_error(L, CPT_EINVALID, 0, "cafile contains a NUL byte");
+    f = fopen(a->cafile, "r");
+    if (f == NULL)
+      return cpt_error(L, CPT_EINVALID, 0, "cafile %s cannot be read: %s", a->cafile,
+                       strerror(errno));
+    fclose(f);
+  }
+  if (a->capath && strlen(a->capath) != a->capath_len)
+    return cpt_error(L, CPT_EINVALID, 0, "capath contains a NUL byte");
+  return 0;
+}
+
+/* core.new(options) -> client, or nil, err */
+static int l_new(lua_State *L) {
+  new_args_t a;
+  cpt_client_t *c;
+  char msg[256];
+  int rc;
+
+  memset(&a, 0, sizeof a);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  read_options(L, 1, &a);
+  if ((rc = check_values(L, &a)) != 0) return rc;
+
+  c = (cpt_client_t *)lua_newuserdata(L, sizeof *c);
+  memset(c, 0, sizeof *c);
+  luaL_getmetatable(L, CLIENT_MT);
+  lua_setmetatable(L, -2); /* __gc is safe on a half-built client */
+
+  rc = cpt_target_url(&c->target, a.url, a.url_len, msg, sizeof msg);
+  if (rc != 0) {
+    client_destroy(c);
+    if (rc == -2) return luaL_error(L, "cptokens: out of memory");
+    return cpt_error(L, CPT_EINVALID, 0, "%s", msg);
+  }
+  c->target.cred = a.cred;
+  c->target.user = cpt_strdup(a.user, a.user_len);
+  c->target.whm_user = cpt_strdup(a.whm_user, a.whm_user_len);
+  c->target.secret = cpt_strdup(a.secret, a.secret_len);
+  if (a.otp) c->target.otp = cpt_strdup(a.otp, a.otp_len);
+  if (a.cafile) c->cafile = cpt_strdup(a.cafile, a.cafile_len);
+  if (a.capath) c->capath = cpt_strdup(a.capath, a.capath_len);
+  if (!c->target.user || !c->target.whm_user || !c->target.secret || (a.otp && !c->target.otp) ||
+      (a.cafile && !c->cafile) || (a.capath && !c->capath)) {
+    client_destroy(c);
+    return luaL_error(L, "cptokens: out of memory");
+  }
+  a.opts.cafile = c->cafile;
+  a.opts.capath = c->capath;
+  c->curl = cpt_curl_new(&a.opts, msg, sizeof msg);
+  if (c->curl == NULL) {
+    client_destroy(c);
+    return luaL_error(L, "cptokens: %s", msg);
+  }
+  c->open = 1;
+  return 1;
+}
+
+/* ---- operations -------------------------------------------------------------- */
+
+/* Name argument at idx: must be a string (raises otherwise). */
+static const char *arg_name(lua_State *L, int idx, size_t *len) {
+  if (lua_type(L, idx) != LUA_TSTRING)
+    luaL_argerror(L, idx, lua_pushfstring(L, "token name must be a string, got a %s",
+                                          luaL_typename(L, idx)));
+  return lua_tolstring(L, idx, len);
+}
+
+/* Optional expires_at at idx: nil or a whole number (raises otherwise); 0 = never. */
+static long long arg_expires(lua_State *L, int idx) {
+  long long e = 0;
+  if (lua_isnoneornil(L, idx)) return 0;
+  if (lua_type(L, idx) != LUA_TNUMBER || !cpt_toepoch(L, idx, &e))
+    luaL_argerror(L, idx, "expires_at must be a whole number of Unix seconds");
+  return e;
+}
+
+/* Builds rq for op; 0, or pushes nil, err and returns 2. */
+static int build(lua_State *L, cpt_client_t *c, cpt_op_t op, const char *name, size_t nl,
+                 const char *new_name, size_t nnl, long long expires_at) {
+  char err[256];
+  int rc = cpt_request_build(&c->rq, &c->target, op, name, nl, new_name, nnl, expires_at,
+                             (long long)time(NULL), err, sizeof err);
+  if (rc == -2) return luaL_error(L, "cptokens: out of memory");
+  if (rc != 0) return cpt_error(L, CPT_EINVALID, 0, "%s: %s", cpt_op_name(op), err);
+  return 0;
+}
+
+static int perform(lua_State *L, cpt_client_t *c, cpt_op_t op, const char *name, size_t nl,
+                   const char *new_name, size_t nnl, long long expires_at) {
+  cpt_reply_t reply;
+  char msg[512];
+  const char *kind;
+  int rc = build(L, c, op, name, nl, new_name, nnl, expires_at);
+  if (rc) return rc;
+  kind = cpt_curl_perform(c->curl, &c->rq, &reply, msg, sizeof msg);
+  /* The headers were only needed for this request. */
+  cpt_buf_clear(&c->rq.auth);
+  cpt_buf_clear(&c->rq.otp);
+  if (kind != NULL) return cpt_error(L, kind, 0, "%s: %s", cpt_op_name(op), msg);
+  return cpt_response_decode(L, &c->rq, reply.status, reply.ctype, reply.body, reply.len);
+}
+
+/* client:_create(name [, expires_at]) -> token table, or nil, err */
+static int l_create(lua_State *L) {
+  cpt_client_t *c = check_client(L);
+  size_t nl;
+  const char *name = arg_name(L, 2, &nl);
+  long long e = arg_expires(L, 3);
+  return perform(L, c, CPT_OP_CREATE, name, nl, NULL, 0, e);
+}
+
+/* client:list() -> array of tokens, or nil, err */
+static int l_list(lua_State *L) {
+  cpt_client_t *c = check_client(L);
+  return perform(L, c, CPT_OP_LIST, NULL, 0, NULL, 0, 0);
+}
+
+/* client:revoke(name) -> true, existed, or nil, err */
+static int l_revoke(lua_State *L) {
+  cpt_client_t *c = check_client(L);
+  size_t nl;
+  const char *name = arg_name(L, 2, &nl);
+  return perform(L, c, CPT_OP_REVOKE, name, nl, NULL, 0, 0);
+}
+
+/* client:rename(name, new_name) -> true, or nil, err */
+static int l_rename(lua_State *L) {
+  cpt_client_t *c = check_client(L);
+  size_t nl, nnl;
+  const char *name = arg_name(L, 2, &nl);
+  const char *new_name = arg_name(L, 3, &nnl);
+  return perform(L, c, CPT_OP_RENAME, name, nl, new_name, nnl, 0);
+}
+
+/*
+ * client:_prepare(op [, name [, new_name | expires_at]]) -> request table, or nil, err
+ * For transports other than libcurl: everything needed to send the request
+ * (its headers include the credential) and to decode the reply with
+ * core.response(request, status, content_type, body).
+ */
+static int l_prepare(lua_State *L) {
+  cpt_client_t *c = check_client(L);
+  static const char *const ops[] = {"create", "list", "rename", "revoke", NULL};
+  cpt_op_t op = (cpt_op_t)luaL_checkoption(L, 2, NULL, ops);
+  const char *name = NULL, *new_name = NULL;
+  size_t nl = 0, nnl = 0;
+  long long e = 0;
+  int rc;
+  if (op != CPT_OP_LIST) name = arg_name(L, 3, &nl);
+  if (op == CPT_OP_RENAME) new_name = arg_name(L, 4, &nnl);
+  if (op == CPT_OP_CREATE) e = arg_expires(L, 4);
+  if ((rc = build(L, c, op, name, nl, new_name, nnl, e)) != 0) return rc;
+
+  lua_createtable(L, 0, 12);
+  lua_pushstring(L, ops[op]);
+  lua_setfield(L, -2, "op");
+  lua_pushstring(L, c->rq.post ? "POST" : "GET");
+  lua_setfield(L, -2, "method");
+  lua_pushlstring(L, c->rq.url.p, c->rq.url.len);
+  lua_setfield(L, -2, "url");
+  lua_pushstring(L, c->target.host);
+  lua_setfield(L, -2, "host");
+  lua_pushinteger(L, c->target.port);
+  lua_setfield(L, -2, "port");
+  lua_pushboolean(L, c->target.tls);
+  lua_setfield(L, -2, "tls");
+  {
+    /* The path with its query: everything after scheme://authority. */
+    const char *p = strstr(c->rq.url.p, "://") + 3;
+    p += strcspn(p, "/");
+    lua_pushstring(L, p);
+    lua_setfield(L, -2, "path");
+  }
+  lua_pushlstring(L, c->rq.body.p ? c->rq.body.p : "", c->rq.body.len);
+  lua_setfield(L, -2, "body");
+  lua_pushboolean(L, c->rq.whm);
+  lua_setfield(L, -2, "whm");
+  if (name) {
+    lua_pushlstring(L, name, nl);
+    lua_setfield(L, -2, "name");
+  }
+  if (new_name) {
+    lua_pushlstring(L, new_name, nnl);
+    lua_setfield(L, -2, "new_name");
+  }
+  if (c->rq.expires_at) {
+    cpt_pushepoch(L, c->rq.expires_at);
+    lua_setfield(L, -2, "expires_at");
+  }
+  lua_createtable(L, 0, 4);
+  /* "Authorization: value" -> headers.Authorization = value */
+  lua_pushstring(L, c->rq.auth.p + sizeof "Authorization: " - 1);
+  lua_setfield(L, -2, "Authorization");
+  if (c->rq.otp.len) {
+    lua_pushstring(L, c->rq.otp.p + sizeof "X-CPANEL-OTP: " - 1);
+    lua_setfield(L, -2, "X-CPANEL-OTP");
+  }
+  lua_pushliteral(L, "application/json");
+  lua_setfield(L, -2, "Accept");
+  lua_pushliteral(L, "cptokens/" CPT_VERSION);
+  lua_setfield(L, -2, "User-Agent");
+  if (c->rq.post) {
+    lua_pushliteral(L, "application/x-www-form-urlencoded");
+    lua_setfield(L, -2, "Content-Type");
+  }
+  lua_setfield(L, -2, "headers");
+  cpt_buf_clear(&c->rq.auth);
+  cpt_buf_clear(&c->rq.otp);
+  return 1;
+}
+
+/* client:close() -> true; idempotent. Also __gc and __close. */
+static int l_close(lua_State *L) {
+  cpt_client_t *c = (cpt_client_t *)luaL_checkudata(L, 1, CLIENT_MT);
+  client_destroy(c);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_tostring(lua_State *L) {
+  cpt_client_t *c = (cpt_client_t *)luaL_checkudata(L, 1, CLIENT_MT);
+  static const char *const creds[] = {"token", "password", "whm_token"};
+  if (!c->open)
+    lua_pushliteral(L, "cptokens.Client (closed)");
+  else
+    lua_pushfstring(L, "cptokens.Client (%s at %s, %s)", c->target.user, c->target.base,
+                    creds[c->target.cred]);
+  return 1;
+}
+
+/* client:info() -> {url, user, credential, whm_user?}: what the client acts as. */
+static int l_info(lua_State *L) {
+  cpt_client_t *c = check_client(L);
+  static const char *const creds[] = {"token", "password", "whm_token"};
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, c->target.base);
+  lua_setfield(L, -2, "url");
+  lua_pushstring(L, c->target.user);
+  lua_setfield(L, -2, "user");
+  lua_pushstring(L, creds[c->target.cred]);
+  lua_setfield(L, -2, "credential");
+  if (c->target.cred == CPT_CRED_WHM) {
+    lua_pushstring(L, c->target.whm_user);
+    lua_setfield(L, -2, "whm_user");
+  }
+  return 1;
+}
+
+void cpt_client_open(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"_create", l_create}, {"list", l_list},   {"revoke", l_revoke}, {"rename", l_rename},
+      {"close", l_close},    {"info", l_info},   {"_prepare", l_prepare}, {NULL, NULL}};
+  if (luaL_newmetatable(L, CLIENT_MT)) {
+    lua_newtable(L);
+    cpt_setfuncs(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_close);
+    lua_setfield(L, -2, "__gc");
+#if CPT_HAVE_CLOSE
+    lua_pushcfunction(L, l_close);
+    lua_setfield(L, -2, "__close");
+#endif
+    lua_pushcfunction(L, l_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushliteral(L, CLIENT_MT);
+    lua_setfield(L, -2, "__name");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+  }
+  /* core.Client: the methods table, which the Lua layer extends (create, rotate...). */
+  lua_getfield(L, -1, "__index");
+  lua_setfield(L, -3, "Client");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_new);
+  lua_setfield(L, -2, "new");
+}

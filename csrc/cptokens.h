@@ -1,0 +1,175 @@
+/*
+ * cptokens.h: what the C files of cptokens.core share.
+ *
+ * Everything here is internal: the only exported symbol of the module is
+ * luaopen_cptokens_core.
+ */
+#ifndef CPT_CPTOKENS_H
+#define CPT_CPTOKENS_H
+
+#include <stddef.h>
+
+#include "compat.h"
+
+#define CPT_VERSION "0.1.0"
+
+#define CPT_NAME_MAX 50                       /* cPanel's limit on a token name */
+#define CPT_EXPIRES_MAX 67767976233521999LL   /* largest expires_at cPanel takes */
+
+#if defined(__GNUC__)
+#define CPT_HIDDEN __attribute__((visibility("hidden")))
+#define CPT_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define CPT_HIDDEN
+#define CPT_PRINTF(f, a)
+#endif
+
+/* ---- growable byte buffer (buf.c) ---------------------------------------- */
+
+typedef struct cpt_buf {
+  char *p;     /* always NUL-terminated once allocated */
+  size_t len;
+  size_t cap;
+} cpt_buf_t;
+
+CPT_HIDDEN int cpt_buf_add(cpt_buf_t *b, const void *s, size_t n);
+CPT_HIDDEN int cpt_buf_adds(cpt_buf_t *b, const char *s);
+CPT_HIDDEN int cpt_buf_addf(cpt_buf_t *b, const char *fmt, ...) CPT_PRINTF(2, 3);
+CPT_HIDDEN int cpt_buf_addenc(cpt_buf_t *b, const char *s, size_t n);
+CPT_HIDDEN int cpt_buf_addb64(cpt_buf_t *b, const unsigned char *s, size_t n);
+CPT_HIDDEN void cpt_buf_clear(cpt_buf_t *b);  /* wipes, keeps the memory */
+CPT_HIDDEN void cpt_buf_free(cpt_buf_t *b);   /* wipes and frees */
+CPT_HIDDEN void cpt_wipe(void *p, size_t n);
+CPT_HIDDEN char *cpt_strdup(const char *s, size_t n);
+CPT_HIDDEN void cpt_free_secret(char **s);
+
+/* ---- errors (core.c) -------------------------------------------------------- */
+
+/* The kinds of the public contract. */
+#define CPT_EINVALID "invalid"
+#define CPT_EAUTH "auth"
+#define CPT_EAPI "api"
+#define CPT_EHTTP "http"
+#define CPT_ETLS "tls"
+#define CPT_ETIMEOUT "timeout"
+#define CPT_ENETWORK "network"
+#define CPT_EPROTOCOL "protocol"
+
+/* Pushes nil and a cptokens.Error {kind, message[, status]}; returns 2. */
+CPT_HIDDEN int cpt_error(lua_State *L, const char *kind, long status, const char *fmt, ...)
+    CPT_PRINTF(4, 5);
+/* Like cpt_error, then sets err.errors to the table at index errors_idx. */
+CPT_HIDDEN int cpt_error_with(lua_State *L, const char *kind, long status, int errors_idx,
+                              const char *msg);
+
+/* ---- the target of requests: where, who, with what (request.c) ------------ */
+
+typedef enum { CPT_CRED_TOKEN, CPT_CRED_PASSWORD, CPT_CRED_WHM } cpt_cred_t;
+
+typedef struct cpt_target {
+  char *base;      /* scheme://host[:port][/prefix], no trailing slash */
+  char *host;      /* as in the URL (IPv6 in brackets) */
+  int port;
+  int tls;         /* https */
+  char *user;      /* the cPanel account acted on */
+  char *whm_user;  /* the WHM account owning the WHM token */
+  char *secret;    /* token, password or WHM token: wiped before free */
+  char *otp;       /* two-factor code: wiped before free */
+  cpt_cred_t cred;
+} cpt_target_t;
+
+typedef enum { CPT_OP_CREATE, CPT_OP_LIST, CPT_OP_RENAME, CPT_OP_REVOKE } cpt_op_t;
+
+/* One request, built once, moved by any transport, decoded against its context. */
+typedef struct cpt_request {
+  cpt_op_t op;
+  int post;                        /* POST form body, else GET */
+  int whm;                         /* the reply is wrapped in WHM's `result` */
+  cpt_buf_t url;
+  cpt_buf_t body;
+  cpt_buf_t auth;                  /* "Authorization: ..." (a secret) */
+  cpt_buf_t otp;                   /* "X-CPANEL-OTP: ..." (a secret), may be empty */
+  char name[CPT_NAME_MAX + 1];     /* context for decoding */
+  char new_name[CPT_NAME_MAX + 1];
+  long long expires_at;            /* 0: never */
+} cpt_request_t;
+
+CPT_HIDDEN const char *cpt_op_name(cpt_op_t op);
+CPT_HIDDEN int cpt_op_parse(const char *s, cpt_op_t *op);
+
+/* Checks and parses a URL into t->base/host/port/tls; 0 or -1 with err set. */
+CPT_HIDDEN int cpt_target_url(cpt_target_t *t, const char *url, size_t len, char *err,
+                              size_t errlen);
+CPT_HIDDEN void cpt_target_free(cpt_target_t *t);
+/* 0 when s (len n) is safe in a header: no CR, LF, NUL or other controls. */
+CPT_HIDDEN int cpt_check_header_value(const char *s, size_t n);
+CPT_HIDDEN int cpt_check_name(const char *s, size_t n);
+/* Writes s quoted and escaped (at most 60 characters of it) into out. */
+CPT_HIDDEN void cpt_quote(char *out, size_t outlen, const char *s, size_t n);
+
+/*
+ * Builds rq for op against t. name/new_name may be NULL where the operation
+ * takes none; expires_at 0 means never; now is the caller's clock.
+ * Returns 0, or -1 with a one-line reason in err (kind "invalid"), or -2 when
+ * out of memory. rq is reset first; cpt_request_free releases it.
+ */
+CPT_HIDDEN int cpt_request_build(cpt_request_t *rq, const cpt_target_t *t, cpt_op_t op,
+                                 const char *name, size_t name_len, const char *new_name,
+                                 size_t new_len, long long expires_at, long long now,
+                                 char *err, size_t errlen);
+CPT_HIDDEN void cpt_request_free(cpt_request_t *rq);
+
+/* ---- decoding replies (response.c) ------------------------------------------ */
+
+/*
+ * Decodes a reply to rq and pushes what the operation returns (its value, or
+ * nil and an error). Returns the number of values pushed. May raise only on
+ * memory errors; holds no C heap of its own.
+ */
+CPT_HIDDEN int cpt_response_decode(lua_State *L, const cpt_request_t *rq, long status,
+                                   const char *ctype, const char *body, size_t len);
+
+/* ---- libcurl transport (curl.c) --------------------------------------------- */
+
+typedef struct cpt_curl cpt_curl_t;
+
+typedef struct cpt_opts {
+  const char *cafile;
+  const char *capath;
+  int insecure;
+  long timeout_ms;
+  long connect_timeout_ms;
+  size_t max_response;
+} cpt_opts_t;
+
+typedef struct cpt_reply {
+  long status;
+  const char *ctype;  /* owned by the transport, valid until the next perform */
+  const char *body;
+  size_t len;
+} cpt_reply_t;
+
+/* NULL when out of memory or libcurl failed; msg then says why. */
+CPT_HIDDEN cpt_curl_t *cpt_curl_new(const cpt_opts_t *o, char *msg, size_t msglen);
+CPT_HIDDEN void cpt_curl_free(cpt_curl_t *c);
+/*
+ * Sends rq and waits for the reply. Returns NULL on success with *out filled,
+ * else the error kind with a one-line message in msg.
+ */
+CPT_HIDDEN const char *cpt_curl_perform(cpt_curl_t *c, const cpt_request_t *rq, cpt_reply_t *out,
+                                        char *msg, size_t msglen);
+CPT_HIDDEN void cpt_curl_open(lua_State *L);
+
+/* The module's one exported symbol. */
+#if defined(__GNUC__)
+__attribute__((visibility("default")))
+#endif
+int luaopen_cptokens_core(lua_State *L);
+
+/* ---- Lua areas -------------------------------------------------------------- */
+
+CPT_HIDDEN void cpt_error_open(lua_State *L);
+CPT_HIDDEN void cpt_response_open(lua_State *L);
+CPT_HIDDEN void cpt_client_open(lua_State *L);
+
+#endif
