@@ -1,0 +1,559 @@
+--- Time helpers for cPanel API tokens.
+--
+-- Expiry values are Unix epoch seconds (UTC).  cPanel accepts an
+-- `expires_at` of at most 67767976233521999; `nil` or `0` means the token
+-- never expires.  A token is expired once `now > expires_at` (the server's
+-- rule), so at `now == expires_at` it is still valid.
+--
+-- Portable across Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT.  On Lua 5.3+ every
+-- numeric result is an integer subtype.  On Lua builds without 64-bit
+-- integers (5.1, 5.2, LuaJIT) numbers are doubles, which are exact only up
+-- to 2^53 - 1 = 9007199254740991; values beyond that are refused as "too
+-- large to be exact" rather than silently rounded.  `_M.LIMIT` is the
+-- effective maximum on the running Lua.
+--
+-- Error convention: functions return `nil, message` on bad input; they do
+-- not raise.  Messages quote the offending input.
+--
+-- @module cptokens.time
+
+local type = type
+local tostring = tostring
+local tonumber = tonumber
+local pcall = pcall
+local string_format = string.format
+local string_find = string.find
+local string_sub = string.sub
+local string_lower = string.lower
+local string_gsub = string.gsub
+local string_byte = string.byte
+local math_floor = math.floor
+local math_huge = math.huge
+local math_tointeger = math.tointeger -- nil before Lua 5.3
+local math_maxinteger = math.maxinteger -- nil before Lua 5.3
+local math_type = math.type -- nil before Lua 5.3
+local os_time = os.time
+local os_date = os.date
+
+local _M = {}
+
+-- cPanel's maximum accepted expires_at.  On Lua 5.3+ this literal is an
+-- exact integer; on double-only Lua it is rounded, and there it only picks
+-- between two error messages (the real bound is LIMIT).
+local MAX = 67767976233521999
+local MAX_TEXT = "67767976233521999"
+
+-- Largest integer a double holds exactly with all smaller ones: 2^53 - 1.
+local MAX_SAFE_DOUBLE = 9007199254740991
+
+-- True when integers are 64-bit (Lua 5.3+ default build).
+local HAS_INT64 = math_tointeger ~= nil and math_maxinteger ~= nil
+  and math_maxinteger > MAX_SAFE_DOUBLE
+
+local LIMIT = HAS_INT64 and MAX or MAX_SAFE_DOUBLE
+local LIMIT_TEXT = HAS_INT64 and MAX_TEXT or "9007199254740991"
+
+_M.MAX_EXPIRES_AT = MAX
+_M.LIMIT = LIMIT
+
+--- Convert an integral number to the integer subtype when the Lua has one.
+local function toint(x)
+  if math_tointeger then
+    local i = math_tointeger(x)
+    if i then return i end
+  end
+  return x
+end
+
+local function is_finite(x)
+  return x == x and x ~= math_huge and x ~= -math_huge
+end
+
+--- Quote a value for an error message: "text" with control bytes escaped.
+local function quote(v)
+  local s = tostring(v)
+  s = string_gsub(s, "[%c\"\\]", function(c)
+    if c == '"' or c == "\\" then return "\\" .. c end
+    return string_format("\\%d", string_byte(c))
+  end)
+  return '"' .. s .. '"'
+end
+
+local function trim(s)
+  local _, _, inner = string_find(s, "^%s*(.-)%s*$")
+  return inner
+end
+
+-- Compare two digit strings without leading zeros numerically.
+local function digits_le(a, b)
+  if #a ~= #b then return #a < #b end
+  return a <= b
+end
+
+local function strip_zeros(d)
+  local s = string_gsub(d, "^0+", "")
+  if s == "" then return "0" end
+  return s
+end
+
+--- Exact value of a digit string, or nil when it exceeds LIMIT.
+-- Returns value, or nil, approximate value, whether it exceeds MAX.
+local function digits_value(d)
+  d = strip_zeros(d)
+  if not digits_le(d, LIMIT_TEXT) then
+    return nil, tonumber(d), not digits_le(d, MAX_TEXT)
+  end
+  return toint(tonumber(d))
+end
+
+--- Build the "too large" message.  `over` tells whether the refused value
+-- exceeds cPanel's maximum (otherwise it is merely not exact as a double).
+local function too_large(what, input, over)
+  if over then
+    return string_format("%s %s is too large: it exceeds the maximum of %s seconds",
+      what, quote(input), MAX_TEXT)
+  end
+  return string_format(
+    "%s %s is too large to be exact on this Lua (numbers are doubles; limit %s seconds)",
+    what, quote(input), LIMIT_TEXT)
+end
+
+-- Unit table: spelling -> seconds, canonical name.
+local UNITS = {}
+local function def_unit(secs, name, spellings)
+  for i = 1, #spellings do
+    UNITS[spellings[i]] = { secs = secs, name = name }
+  end
+end
+def_unit(1, "seconds", { "s", "sec", "secs", "second", "seconds" })
+def_unit(60, "minutes", { "m", "min", "mins", "minute", "minutes" })
+def_unit(3600, "hours", { "h", "hr", "hrs", "hour", "hours" })
+def_unit(86400, "days", { "d", "day", "days" })
+def_unit(604800, "weeks", { "w", "week", "weeks" })
+
+-- Units refused because their length in seconds is ambiguous.
+local AMBIGUOUS = {}
+for _, u in pairs({ "mo", "mos", "mon", "mons", "month", "months", "mth", "mths",
+                    "y", "yr", "yrs", "year", "years" }) do
+  AMBIGUOUS[u] = true
+end
+
+-- Largest count of each unit that keeps the product <= LIMIT, computed
+-- exactly (the float quotient is only a starting point).
+local UNIT_LIMIT = {}
+for _, info in pairs(UNITS) do
+  local u = info.secs
+  if not UNIT_LIMIT[u] then
+    local q = toint(math_floor(LIMIT / u))
+    while q * u > LIMIT do q = q - 1 end
+    while (q + 1) * u <= LIMIT do q = q + 1 end
+    UNIT_LIMIT[u] = q
+  end
+end
+
+--- Validate a number given as a whole count of seconds (or epoch).
+-- Returns the integer, or nil, err.  `what` names the thing for messages.
+local function check_number(v, what, allow_zero)
+  if not is_finite(v) then
+    return nil, string_format("%s %s is not a finite number", what, quote(v))
+  end
+  if v < 0 then
+    return nil, string_format("%s %s is negative", what, quote(v))
+  end
+  if v ~= math_floor(v) then
+    return nil, string_format("%s %s is fractional; only whole seconds are accepted",
+      what, quote(v))
+  end
+  -- floats are exact only up to 2^53 - 1, whatever the Lua version
+  local is_float = (math_type == nil) or math_type(v) == "float"
+  if is_float and v > MAX_SAFE_DOUBLE then
+    return nil, too_large(what, v, v > MAX)
+  end
+  local i = toint(v)
+  if i > LIMIT then
+    return nil, too_large(what, v, true)
+  end
+  if i == 0 and not allow_zero then
+    return nil, string_format("%s %s is zero; it must be positive", what, quote(v))
+  end
+  return i
+end
+
+--- Parse a duration into a positive whole number of seconds.
+--
+-- Accepted:
+--  * a positive integral number, or a string of digits: seconds;
+--  * one or more `<count><unit>` parts, optionally separated by
+--    whitespace, with optional whitespace between count and unit:
+--    `"45s"`, `"1d12h30m"`, `"1d 12h"`, `"24 hours"`, `"1 hour 30 minutes"`.
+--    Units (case-insensitive): s sec secs second seconds | m min mins
+--    minute minutes | h hr hrs hour hours | d day days | w week weeks.
+--    Parts may come in any order, each unit at most once.
+--  Surrounding whitespace is ignored.
+--
+-- Refused (nil, message): zero, negative, fractional, too large (total past
+-- 67767976233521999 s, or past 2^53-1 on double-only Lua), empty/blank,
+-- unknown units, months/years (ambiguous length), the single capital `M`
+-- (minutes or months?), a unit given twice, a count without a unit in a
+-- multi-part string, and any other text.
+--
+-- @param v string or number
+-- @return integer seconds, or nil, err
+function _M.parse_duration(v)
+  local tv = type(v)
+  if tv == "number" then
+    return check_number(v, "duration", false)
+  end
+  if tv ~= "string" then
+    return nil, string_format("invalid duration: expected a string or number, got %s", tv)
+  end
+  local s = trim(v)
+  if s == "" then
+    return nil, string_format("invalid duration %s: empty or blank", quote(v))
+  end
+
+  local function fail(fmt, ...)
+    return nil, string_format("invalid duration %s: " .. fmt, quote(v), ...)
+  end
+
+  -- plain digits: seconds
+  if string_find(s, "^%d+$") then
+    local n, _, over = digits_value(s)
+    if not n then return nil, too_large("duration", v, over) end
+    if n == 0 then return fail("zero; the duration must be positive") end
+    return n
+  end
+
+  local len = #s
+  local pos = 1
+  local total = 0
+  local seen = {}
+  while pos <= len do
+    local _, e = string_find(s, "^%s*", pos)
+    pos = e + 1
+
+    -- the count
+    local _, de, digits = string_find(s, "^(%d+)", pos)
+    if not de then
+      if string_find(s, "^%-%s*[%d.]", pos) then
+        return fail("negative durations are not allowed")
+      end
+      if string_find(s, "^[.,]%d", pos) then
+        return fail("fractional numbers are not allowed; use a whole number of a smaller unit")
+      end
+      local _, _, word = string_find(s, "^(%a+)", pos)
+      return fail("unexpected %s at position %d", quote(word or string_sub(s, pos, pos)), pos)
+    end
+    local count_pos = pos
+    pos = de + 1
+    if string_find(s, "^[.,]%d", pos) then
+      return fail("fractional numbers are not allowed; use a whole number of a smaller unit")
+    end
+
+    -- the unit
+    local _, ue, unit = string_find(s, "^%s*(%a+)", pos)
+    if not ue then
+      local _, we = string_find(s, "^%s*", pos)
+      if we + 1 > len or string_find(s, "^%d", we + 1) then
+        return fail("the number %s at position %d has no unit", digits, count_pos)
+      end
+      return fail("unexpected %s at position %d",
+        quote(string_sub(s, we + 1, we + 1)), we + 1)
+    end
+    local info
+    if unit == "M" then
+      return fail('the unit "M" is ambiguous (minutes or months); use "m" or "min" for minutes')
+    end
+    local lunit = string_lower(unit)
+    info = UNITS[lunit]
+    if not info then
+      if AMBIGUOUS[lunit] then
+        return fail("months and years are not accepted because their length is ambiguous; "
+          .. "use days or weeks")
+      end
+      return fail("unknown unit %s (use s, m, h, d or w, or their words)", quote(unit))
+    end
+    if seen[info.name] then
+      return fail("the unit %s is given more than once", info.name)
+    end
+    seen[info.name] = true
+    pos = ue + 1
+
+    -- what may follow a unit: end, whitespace, or the next count
+    if pos <= len and not string_find(s, "^[%s%d]", pos) then
+      local _, _, word = string_find(s, "^(%a+)", pos)
+      return fail("unexpected %s at position %d", quote(word or string_sub(s, pos, pos)), pos)
+    end
+
+    -- accumulate exactly
+    local n, approx = digits_value(digits)
+    if not n or n > UNIT_LIMIT[info.secs] then
+      return nil, too_large("duration", v, HAS_INT64 or (n or approx) * info.secs > MAX)
+    end
+    local term = toint(n * info.secs)
+    if total > LIMIT - term then
+      return nil, too_large("duration", v, HAS_INT64 or total + term > MAX)
+    end
+    total = toint(total + term)
+  end
+
+  if total == 0 then
+    return fail("zero; the duration must be positive")
+  end
+  return total
+end
+
+--- Normalise `now`: default os.time(); floats are floored (the server's
+-- clock is whole seconds).
+local function get_now(now)
+  if now == nil then return toint(os_time()) end
+  if type(now) ~= "number" or not is_finite(now) then
+    return nil, string_format("invalid now %s: expected a finite number", quote(now))
+  end
+  now = toint(math_floor(now))
+  if now < 0 then
+    return nil, string_format("invalid now %s: negative", quote(now))
+  end
+  if now > LIMIT then
+    return nil, too_large("now", now, HAS_INT64 or now > MAX)
+  end
+  return now
+end
+
+--- Absolute expiry `now + parse_duration(duration)`.
+-- @param duration anything parse_duration accepts
+-- @param now epoch seconds, default os.time()
+-- @return integer epoch, or nil, err (also when the result would exceed
+--   the maximum expires_at)
+function _M.expires_at(duration, now)
+  local d, err = _M.parse_duration(duration)
+  if not d then return nil, err end
+  local n
+  n, err = get_now(now)
+  if not n then return nil, err end
+  if n > LIMIT - d then
+    return nil, too_large("expiry for duration", duration, HAS_INT64 or n + d > MAX)
+  end
+  return toint(n + d)
+end
+
+--- Validate an epoch given as a number or a digit string.
+local function epoch_value(v, what)
+  local tv = type(v)
+  if tv == "number" then
+    return check_number(v, what, true)
+  end
+  if tv == "string" then
+    local s = trim(v)
+    if string_find(s, "^%d+$") then
+      local n, _, over = digits_value(s)
+      if not n then return nil, too_large(what, v, over) end
+      return n
+    end
+    return nil, string_format("invalid %s %s: expected whole epoch seconds", what, quote(v))
+  end
+  return nil, string_format("invalid %s: expected a number, got %s", what, tv)
+end
+
+--- Format epoch seconds as ISO 8601 UTC, e.g. "2026-11-27T23:00:00Z".
+-- @param epoch non-negative integral number (or digit string)
+-- @return string, or nil, err
+function _M.iso8601(epoch)
+  local e, err = epoch_value(epoch, "epoch")
+  if not e then return nil, err end
+  local ok, res = pcall(os_date, "!%Y-%m-%dT%H:%M:%SZ", e)
+  if not ok or type(res) ~= "string" then
+    return nil, string_format("epoch %s cannot be formatted as a date", quote(epoch))
+  end
+  return res
+end
+
+local function is_leap(y)
+  return (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0
+end
+
+local DAYS_IN_MONTH = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+
+-- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+-- days_from_civil), using only floor division.
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = math_floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = math_floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + math_floor(yoe / 4) - math_floor(yoe / 100) + doy
+  return toint(era * 146097 + doe - 719468)
+end
+
+--- Parse an ISO 8601 / RFC 3339 timestamp to epoch seconds.
+-- Accepts exactly `YYYY-MM-DDTHH:MM:SS` followed by `Z` or an offset
+-- `+HH:MM` / `-HH:MM` (`T` and `Z` may be lowercase; surrounding
+-- whitespace is ignored).  The offset is applied (local time minus offset
+-- is UTC).  Results before 1970-01-01T00:00:00Z are refused.
+-- @return integer epoch, or nil, err
+function _M.parse_iso8601(str)
+  if type(str) ~= "string" then
+    return nil, string_format("invalid ISO 8601 timestamp: expected a string, got %s", type(str))
+  end
+  local function fail(fmt, ...)
+    return nil, string_format("invalid ISO 8601 timestamp %s: " .. fmt, quote(str), ...)
+  end
+  local s = trim(str)
+  local _, _, ys, mos, ds, hs, mis, ss, rest = string_find(s,
+    "^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt](%d%d):(%d%d):(%d%d)(.*)$")
+  if not ys then
+    return fail("expected YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DDTHH:MM:SS+HH:MM")
+  end
+  local offset = 0
+  if rest ~= "Z" and rest ~= "z" then
+    local _, _, sign, ohs, oms = string_find(rest, "^([+-])(%d%d):(%d%d)$")
+    if not sign then
+      if rest == "" then
+        return fail("missing time zone (add Z for UTC)")
+      end
+      return fail("unexpected %s after the time (expected Z or +HH:MM/-HH:MM)", quote(rest))
+    end
+    local oh, om = tonumber(ohs), tonumber(oms)
+    if oh > 23 or om > 59 then
+      return fail("offset %s out of range", quote(rest))
+    end
+    offset = oh * 3600 + om * 60
+    if sign == "-" then offset = -offset end
+  end
+  local y, mo, d = tonumber(ys), tonumber(mos), tonumber(ds)
+  local h, mi, sec = tonumber(hs), tonumber(mis), tonumber(ss)
+  if mo < 1 or mo > 12 then return fail("month %s out of range 01-12", mos) end
+  local dim = DAYS_IN_MONTH[mo]
+  if mo == 2 and is_leap(y) then dim = 29 end
+  if d < 1 or d > dim then
+    return fail("day %s out of range for %s-%s (01-%d)", ds, ys, mos, dim)
+  end
+  if h > 23 then return fail("hour %s out of range 00-23", hs) end
+  if mi > 59 then return fail("minute %s out of range 00-59", mis) end
+  if sec > 59 then return fail("second %s out of range 00-59", ss) end
+  local epoch = toint(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset)
+  if epoch < 0 then
+    return fail("before 1970-01-01T00:00:00Z")
+  end
+  return epoch
+end
+
+--- Normalise an absolute expiry to integer epoch seconds.
+-- Accepts an epoch number, a digit string (epoch seconds), or an ISO 8601
+-- string (see parse_iso8601).  A string starting with "+" is a duration
+-- relative to `now` ("+24h", "+1 day"; now defaults to os.time()) -- the
+-- explicit "+" keeps "3600" (an epoch) distinct from "+3600" (in an hour).
+-- `0` is returned as 0 (cPanel's "never").
+-- @return integer epoch, or nil, err
+function _M.to_epoch(v, now)
+  if type(v) == "string" then
+    local s = trim(v)
+    if s == "" then
+      return nil, string_format("invalid expiry %s: empty or blank", quote(v))
+    end
+    if string_find(s, "^%d+$") then
+      return epoch_value(s, "expiry")
+    end
+    if string_sub(s, 1, 1) == "+" then
+      return _M.expires_at(string_sub(s, 2), now)
+    end
+    if string_find(s, "^%d%d%d%d%-") then
+      return _M.parse_iso8601(s)
+    end
+    return nil, string_format("invalid expiry %s: expected epoch seconds (digits), an ISO 8601 "
+      .. "UTC timestamp like 2026-11-27T23:00:00Z, or a duration with a leading \"+\" "
+      .. "like +24h", quote(v))
+  end
+  if type(v) == "number" then
+    return epoch_value(v, "expiry")
+  end
+  return nil, string_format("invalid expiry: expected a number or string, got %s", type(v))
+end
+
+--- The token's expiry as an integer epoch; false when it never expires.
+local function token_expiry(tok)
+  if type(tok) ~= "table" then
+    return nil, string_format("expected a token table, got %s", type(tok))
+  end
+  local e = tok.expires_at
+  if e == nil then return false end
+  if type(e) == "string" then
+    e = trim(e)
+    if e == "" then return false end
+    if string_sub(e, 1, 1) == "+" then
+      return nil, string_format("invalid expires_at %s: relative values are not allowed",
+        quote(tok.expires_at))
+    end
+  end
+  local epoch, err = _M.to_epoch(e)
+  if not epoch then return nil, err end
+  if epoch == 0 then return false end
+  return epoch
+end
+
+--- Seconds left until the token expires: `expires_at - now` (0 at the
+-- boundary, negative once expired).
+-- @param tok table with `expires_at` (epoch number, digit string or ISO
+--   8601 string; nil, 0, "0" or "" mean never)
+-- @param now epoch seconds, default os.time()
+-- @return integer; nil (no message) when the token never expires; nil,
+--   err on invalid input
+function _M.remaining(tok, now)
+  local e, err = token_expiry(tok)
+  if e == nil then return nil, err end
+  if e == false then return nil end
+  local n
+  n, err = get_now(now)
+  if not n then return nil, err end
+  return toint(e - n)
+end
+
+--- Whether the token is expired: `now > expires_at`.
+-- @return boolean (false for never-expiring tokens); nil, err on invalid
+--   input
+function _M.is_expired(tok, now)
+  local e, err = token_expiry(tok)
+  if e == nil then return nil, err end
+  if e == false then return false end
+  local n
+  n, err = get_now(now)
+  if not n then return nil, err end
+  return n > e
+end
+
+local FORMAT_UNITS = {
+  { 604800, "w" }, { 86400, "d" }, { 3600, "h" }, { 60, "m" }, { 1, "s" },
+}
+
+--- Short human text for a number of seconds (as returned by remaining):
+-- the largest whole unit, rounded down: 45 -> "45s", 900 -> "15m",
+-- 10800 -> "3h", 259200 -> "3d", 1209600 -> "2w" (weeks are the largest
+-- unit), 0 -> "0s".  Negative values give "expired 3d ago".  nil (a
+-- never-expiring token) gives "never".  Fractions are floored first.
+-- Prefixes such as "in " are the caller's business.
+-- @return string, or nil, err for a non-number
+function _M.format_remaining(seconds)
+  if seconds == nil then return "never" end
+  if type(seconds) ~= "number" or not is_finite(seconds) then
+    return nil, string_format("invalid seconds %s: expected a finite number", quote(seconds))
+  end
+  local s = toint(math_floor(seconds))
+  local expired = s < 0
+  if expired then s = -s end
+  local amount, suffix = 0, "s"
+  for i = 1, #FORMAT_UNITS do
+    local u = FORMAT_UNITS[i][1]
+    if s >= u then
+      local q = toint(math_floor(s / u))
+      if q * u > s then q = q - 1 end
+      amount, suffix = q, FORMAT_UNITS[i][2]
+      break
+    end
+  end
+  local text = string_format("%d%s", amount, suffix)
+  if expired then return "expired " .. text .. " ago" end
+  return text
+end
+
+return _M
