@@ -1,0 +1,540 @@
+-- luacheck: globals ngx
+--[[
+Fake cPanel & WHM server for the cptokens test suite.
+
+Runs inside nginx (lua-nginx-module, one worker: all state lives in this
+module). It implements /work/shared/cpanel-api.md: the UAPI Tokens module on
+the cPanel ports, the WHM /json-api/cpanel wrapper, and fault injection.
+spec/support/server.lua starts it and drives it through the control port.
+
+Entry points (see nginx.conf.in): api(port_name), other(), control().
+The fixture accounts are plain data (M.accounts) so that server.lua can
+require this file outside nginx; nothing at load time touches `ngx`.
+
+Choices where the spec leaves room:
+  * /json-api/cpanel on the cPanel ports (token or password auth) answers
+    like WHM, acting as the authenticated user; cpanel_jsonapi_user may be
+    omitted or must name that user.
+  * Credentials are checked before the path: bad credentials give 401 on
+    any path; valid token auth outside /execute/ and /json-api/cpanel gives
+    403; valid password auth on /frontend/... gives a 200 HTML stub, other
+    paths 404.
+  * Query and form body are merged, the body wins on a clash; a repeated
+    parameter uses its last value; `?name` (no value) counts as empty.
+]]
+local cjson = require "cjson"
+
+local M = {}
+
+M.accounts = {
+  alice = { kind = "cpanel", user = "alice", password = "alice-Pa55word!", apitokens = true },
+  bob = { kind = "cpanel", user = "bob", password = "bob-Pa55word!", apitokens = true, otp = "424242" },
+  carol = { kind = "cpanel", user = "carol", password = "carol-Pa55word!", apitokens = false },
+  root = { kind = "whm", user = "root", token = "ROOTWHMTOKEN0000000000000000000A", owns_all = true },
+  res = { kind = "whm", user = "res", token = "RESWHMTOKEN00000000000000000000B", owns = { "alice" } },
+}
+
+local LQ, RQ = "\226\128\156", "\226\128\157" -- U+201C, U+201D
+local MAX_EXPIRY = "67767976233521999"
+local TOKEN_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+local DENIED_HTML = "<html><head><title>Access denied</title></head>"
+  .. "<body><h1>Access denied</h1></body></html>\n"
+local TOKEN_403 = "Token authentication allows access to UAPI or API 2 calls only."
+local USER_INVALID = '{"data":{"reason":"User parameter is invalid or was not supplied","result":"0"},'
+  .. '"type":"text","error":"User parameter is invalid or was not supplied"}'
+local EMPTY_OK = '{"data":[],"errors":null,"messages":null,"warnings":null,"metadata":{},"status":1}'
+
+local other_url = "https://127.0.0.1"
+local state -- { tokens = {user = {token...}}, faults = {mode = {params, remaining}}, log = {}, opts = {} }
+local cache = {} -- prebuilt bodies, keyed by kind and size
+
+local function fresh_state()
+  local tokens = {}
+  for user, a in pairs(M.accounts) do
+    if a.kind == "cpanel" then tokens[user] = {} end
+  end
+  return { tokens = tokens, faults = {}, log = {}, opts = {} }
+end
+state = fresh_state()
+
+function M.configure(conf)
+  other_url = conf.other_url or other_url
+end
+
+function M.init_worker()
+  math.randomseed(math.floor(ngx.now() * 1000) + ngx.worker.pid())
+end
+
+---------------------------------------------------------------- JSON helpers
+-- Bodies are assembled by hand: key order as real cPanel, `[]` for empty
+-- arrays, and no "\/" escaping (lua-cjson 2.1.0 has no switch for it).
+
+local function jstr(s)
+  return (cjson.encode(tostring(s)):gsub("\\/", "/"))
+end
+
+local function jnum(n)
+  if n == math.floor(n) and math.abs(n) < 2 ^ 63 then return string.format("%d", n) end
+  return string.format("%.17g", n)
+end
+
+-- a stored value echoed as raw JSON (seeded expires_at can be anything)
+local function jraw(v)
+  if v == nil or v == cjson.null then return "null" end
+  if type(v) == "number" then return jnum(v) end
+  if type(v) == "string" then return jstr(v) end
+  return tostring(v)
+end
+
+local function jtime(n) -- create_time; quoted in loose mode
+  if state.opts.loose then return '"' .. jnum(n) .. '"' end
+  return jnum(n)
+end
+
+local function envelope(data, err)
+  local status = err and "0" or "1"
+  if state.opts.loose then status = '"' .. status .. '"' end
+  return '{"data":' .. (err and "null" or data)
+    .. ',"errors":' .. (err and "[" .. jstr(err) .. "]" or "null")
+    .. ',"messages":null,"warnings":null,"metadata":{},"status":' .. status .. "}"
+end
+
+------------------------------------------------------------------ utilities
+
+local function q(s) return LQ .. s .. RQ end
+
+local function strip0(s) return (s:gsub("^0+", "")) end
+
+-- compare two digit strings numerically without going through doubles
+local function numcmp(a, b)
+  a, b = strip0(a), strip0(b)
+  if #a ~= #b then return #a < #b and -1 or 1 end
+  if a == b then return 0 end
+  return a < b and -1 or 1
+end
+
+local function now_s() return string.format("%d", ngx.time()) end
+
+local function expired(v)
+  if v == nil or v == cjson.null then return false end
+  local s = type(v) == "number" and jnum(v) or tostring(v)
+  if not s:match("^%d+$") or strip0(s) == "" then return false end -- "", "0": never
+  return numcmp(now_s(), s) > 0
+end
+
+local function param(args, k)
+  local v = args[k]
+  if type(v) == "table" then v = v[#v] end
+  if v == true then v = "" end
+  return v
+end
+
+local function new_token()
+  local t = {}
+  for i = 1, 32 do
+    local n = math.random(#TOKEN_CHARS)
+    t[i] = TOKEN_CHARS:sub(n, n)
+  end
+  return table.concat(t)
+end
+
+local function find(list, name)
+  for i, t in ipairs(list) do
+    if t.name == name then return t, i end
+  end
+end
+
+local function shuffle(a)
+  for i = #a, 2, -1 do
+    local j = math.random(i)
+    a[i], a[j] = a[j], a[i]
+  end
+end
+
+local function take(mode) -- an active fault's params, counting down `times`
+  local f = state.faults[mode]
+  if not f then return nil end
+  if f.remaining then
+    f.remaining = f.remaining - 1
+    if f.remaining <= 0 then state.faults[mode] = nil end
+  end
+  return f.params
+end
+
+local function reply(status, ctype, body, headers)
+  ngx.status = status
+  ngx.header["Content-Type"] = ctype
+  ngx.header["Content-Length"] = #body
+  for k, v in pairs(headers or {}) do ngx.header[k] = v end
+  ngx.print(body)
+end
+
+local function json(body) return reply(200, "application/json", body) end
+
+local function html(status, body, headers) return reply(status, "text/html; charset=utf-8", body, headers) end
+
+------------------------------------------------------------- UAPI Tokens
+
+local function token_json(t)
+  return '{"name":' .. jstr(t.name) .. ',"create_time":' .. jtime(t.create_time)
+    .. ',"expires_at":' .. jraw(t.expires_at)
+    .. ',"has_full_access":1,"features":[],"whitelist_ips":null}'
+end
+
+local function synthetic_list(kind, count)
+  local key = kind .. ":" .. count
+  if not cache[key] then
+    local items = {}
+    for i = 1, count do
+      local exp = (i % 2 == 0) and cjson.null or tostring(1900000000 + i)
+      items[i] = token_json({ name = string.format("%s_%06d", kind, i), create_time = 1700000000 + i,
+        expires_at = exp })
+    end
+    cache[key] = "[" .. table.concat(items, ",") .. "]"
+  end
+  return cache[key]
+end
+
+local function required(args, k)
+  local v = param(args, k)
+  if v == nil then return nil, "Provide the " .. q(k) .. " argument." end
+  if v == "" then return nil, "The " .. q(k) .. " argument cannot be empty." end
+  return v
+end
+
+local function bad_name(name)
+  if #name <= 50 and name:match("^[A-Za-z0-9_%-]+$") then return nil end
+  return q(name) .. " is not a valid API token name. An API token name must not be longer than 50"
+    .. " characters and may only contain the following characters: a-z A-Z 0-9 _ -"
+end
+
+local UAPI = {}
+
+function UAPI.create_full_access(list, args)
+  local name, err = required(args, "name")
+  if not name then return nil, err end
+  local exp = param(args, "expires_at")
+  if exp ~= nil and exp ~= "" and exp ~= "0" then
+    if not exp:match("^%d+$") or numcmp(exp, MAX_EXPIRY) > 0 then
+      return nil, q(exp) .. " is not a valid UNIX epoch timestamp."
+    end
+    if numcmp(exp, now_s()) <= 0 then return nil, "The " .. q(exp) .. " value must be a future date." end
+  end
+  err = bad_name(name)
+  if err then return nil, err end
+  if find(list, name) then return nil, "A conflicting API token with the name " .. q(name) .. " already exists." end
+  local t = { name = name, token = new_token(), create_time = ngx.time(), expires_at = exp }
+  list[#list + 1] = t
+  return '{"create_time":' .. jtime(t.create_time) .. ',"token":' .. jstr(t.token) .. ',"whitelist_ips":null}'
+end
+
+function UAPI.list(list)
+  local huge = take("huge")
+  if huge then return synthetic_list("huge", tonumber(huge.count) or 10000) end
+  local items = {}
+  for i, t in ipairs(list) do items[i] = token_json(t) end
+  shuffle(items)
+  return "[" .. table.concat(items, ",") .. "]"
+end
+
+function UAPI.rename(list, args)
+  local new_name, err = required(args, "new_name")
+  if not new_name then return nil, err end
+  local name
+  name, err = required(args, "name")
+  if not name then return nil, err end
+  if new_name == name then return nil, q("new_name") .. " must be a different value from " .. q("name") .. "." end
+  local t = find(list, name)
+  if not t then return nil, "The API token " .. q(name) .. " does not exist." end
+  err = bad_name(new_name)
+  if err then return nil, err end
+  if find(list, new_name) then return nil, "An API token with the name " .. q(new_name) .. " already exists." end
+  t.name = new_name
+  return "null"
+end
+
+function UAPI.revoke(list, args)
+  local name, err = required(args, "name")
+  if not name then return nil, err end
+  local _, i = find(list, name)
+  if not i then return "0" end
+  table.remove(list, i)
+  return "1"
+end
+
+local function call_uapi(user, module, func, args)
+  if module ~= "Tokens" then return envelope(nil, "Failed to load module " .. q(module) .. ".") end
+  local fn = UAPI[func]
+  if not fn then return envelope(nil, "Could not find function " .. q(func) .. " in module " .. q(module) .. ".") end
+  if not M.accounts[user].apitokens then
+    return envelope(nil, "You do not have the feature " .. q("apitokens") .. ".")
+  end
+  return envelope(fn(state.tokens[user], args))
+end
+
+-- /json-api/cpanel: the UAPI object wrapped under "result"
+local function jsonapi(args, may_act_for)
+  local user = param(args, "cpanel_jsonapi_user")
+  local acct = user and M.accounts[user]
+  if not acct or acct.kind ~= "cpanel" or not may_act_for(user) then return USER_INVALID end
+  if param(args, "cpanel_jsonapi_apiversion") ~= "3" then
+    local why = "This fake only implements cpanel_jsonapi_apiversion=3"
+    return '{"data":{"reason":' .. jstr(why) .. ',"result":"0"},"type":"text","error":' .. jstr(why) .. "}"
+  end
+  local module = param(args, "cpanel_jsonapi_module") or ""
+  local func = param(args, "cpanel_jsonapi_func") or ""
+  return '{"apiversion":3,"func":' .. jstr(func) .. ',"module":' .. jstr(module)
+    .. ',"result":' .. call_uapi(user, module, func, args) .. "}"
+end
+
+------------------------------------------------------------ HTTP handling
+
+local function parse_auth(header)
+  if type(header) ~= "string" then return nil end
+  local scheme, cred = header:match("^%s*(%S+)%s+(.-)%s*$")
+  scheme = scheme and scheme:lower()
+  if scheme == "basic" then
+    cred = ngx.decode_base64(cred)
+  elseif scheme ~= "cpanel" and scheme ~= "whm" then
+    return nil
+  end
+  local user, secret = (cred or ""):match("^([^:]*):(.*)$")
+  return scheme, user, secret
+end
+
+-- Read the request, append its log record; returns the record and the secret.
+local function request(port)
+  local method = ngx.req.get_method()
+  local args = ngx.req.get_uri_args(0)
+  local ctype = ngx.var.content_type
+  if method == "POST" and ctype and ctype:lower():find("application/x-www-form-urlencoded", 1, true) then
+    ngx.req.read_body()
+    for k, v in pairs(ngx.req.get_post_args(0) or {}) do args[k] = v end
+  end
+  local authz = ngx.var.http_authorization
+  local scheme, user, secret = parse_auth(authz)
+  local rec = {
+    port = port, method = method, uri = ngx.var.uri, args = args,
+    auth = scheme, auth_user = user, has_authorization = authz ~= nil,
+    otp_present = ngx.var.http_x_cpanel_otp ~= nil,
+    connection = tonumber(ngx.var.connection), connection_requests = tonumber(ngx.var.connection_requests),
+    content_type = ctype, user_agent = ngx.var.http_user_agent, time = ngx.now(),
+  }
+  state.log[#state.log + 1] = rec
+  return rec, secret
+end
+
+local function cpanel_login_ok(rec, secret)
+  local acct = rec.auth_user and M.accounts[rec.auth_user]
+  if not acct or acct.kind ~= "cpanel" or not secret or secret == "" then return false end
+  if rec.auth == "cpanel" then
+    for _, t in ipairs(state.tokens[acct.user]) do
+      if t.token == secret then return not expired(t.expires_at) end
+    end
+  elseif rec.auth == "basic" and secret == acct.password then
+    return acct.otp == nil or ngx.var.http_x_cpanel_otp == acct.otp
+  end
+  return false
+end
+
+local function serve_cpanel(rec, secret)
+  if not cpanel_login_ok(rec, secret) then return html(401, DENIED_HTML) end
+  local uri, user = rec.uri, rec.auth_user
+  local module, func = uri:match("^/execute/([^/]*)/?(.*)$")
+  if module then return json(call_uapi(user, module, func, rec.args)) end
+  if uri == "/json-api/cpanel" then
+    if param(rec.args, "cpanel_jsonapi_user") == nil then rec.args.cpanel_jsonapi_user = user end
+    return json(jsonapi(rec.args, function(u) return u == user end))
+  end
+  if rec.auth == "cpanel" then return reply(403, "text/plain; charset=utf-8", TOKEN_403) end
+  if uri:find("^/frontend/") then
+    return html(200, "<html><head><title>cPanel</title></head><body>cPanel fake</body></html>\n")
+  end
+  return html(404, "<html><head><title>Not Found</title></head><body>Not Found</body></html>\n")
+end
+
+local function serve_whm(rec, secret)
+  local w = rec.auth == "whm" and rec.auth_user and M.accounts[rec.auth_user]
+  if not w or w.kind ~= "whm" or secret ~= w.token then return html(401, DENIED_HTML) end
+  if rec.uri ~= "/json-api/cpanel" then
+    return html(404, "<html><head><title>Not Found</title></head><body>Not Found</body></html>\n")
+  end
+  return json(jsonapi(rec.args, function(u)
+    if w.owns_all then return true end
+    for _, owned in ipairs(w.owns) do
+      if owned == u then return true end
+    end
+    return false
+  end))
+end
+
+local function is_list(rec)
+  if rec.port == "whm" then
+    return rec.uri == "/json-api/cpanel" and param(rec.args, "cpanel_jsonapi_func") == "list"
+  end
+  return rec.uri == "/execute/Tokens/list"
+end
+
+local REASONS = { [500] = "Internal Server Error", [502] = "Bad Gateway", [503] = "Service Unavailable" }
+
+-- Faults that replace the answer, in the order they are tried.
+local FAULTS = {
+  { "reset", function() return ngx.exit(444) end },
+  { "hang", function(p)
+    ngx.sleep(tonumber(p.seconds) or 120)
+    return ngx.exit(444)
+  end },
+  { "truncated", function()
+    ngx.status = 200
+    ngx.header["Content-Type"] = "application/json"
+    ngx.header["Content-Length"] = #EMPTY_OK
+    ngx.print(EMPTY_OK:sub(1, 20))
+    ngx.flush(true)
+    return ngx.exit(ngx.ERROR)
+  end },
+  { "status", function(p)
+    local code = tonumber(p.status) or 500
+    local reason = REASONS[code] or "Error"
+    return html(code, ("<html><head><title>%d %s</title></head><body><h1>%s</h1></body></html>\n")
+      :format(code, reason, reason))
+  end },
+  { "json_status", function(p)
+    return reply(tonumber(p.status) or 401, "application/json", '{"status":0,"errors":["Access denied"]}')
+  end },
+  { "login", function()
+    return html(200, '<html><head><title>cPanel Login</title></head><body>'
+      .. '<form action="/login/" method="post"><input name="user"><input name="pass" type="password">'
+      .. '<button type="submit">Log in</button></form></body></html>\n')
+  end },
+  { "malformed", function() return json('{"status":1,"data":[') end },
+  { "notenvelope", function(p) return json(p.body or "[]") end },
+  { "redirect", function()
+    return html(302, "<html><head><title>Moved</title></head><body>Moved</body></html>\n",
+      { Location = other_url .. "/execute/Tokens/list" })
+  end },
+  { "drip", function(p)
+    local seconds = tonumber(p.seconds) or 30
+    local body = EMPTY_OK
+    if #body <= seconds then body = string.rep(" ", seconds - #body + 1) .. body end
+    ngx.status = 200
+    ngx.header["Content-Type"] = "application/json"
+    ngx.header["Content-Length"] = #body
+    for i = 1, seconds do
+      ngx.print(body:sub(i, i))
+      if not ngx.flush(true) then return ngx.exit(444) end
+      ngx.sleep(1)
+    end
+    ngx.print(body:sub(seconds + 1))
+  end },
+  { "bigbody", function(p)
+    local bytes = tonumber(p.bytes) or 16 * 1024 * 1024
+    local key = "bigbody:" .. bytes
+    if not cache[key] then
+      local head = '{"data":[],"errors":null,"messages":null,"warnings":null,"metadata":{"padding":"'
+      local tail = '"},"status":1}'
+      cache[key] = head .. string.rep("x", math.max(0, bytes - #head - #tail)) .. tail
+    end
+    return json(cache[key])
+  end },
+}
+
+local KNOWN_FAULTS = { latency = true, slow = true, huge = true, fixed_list = true }
+for _, f in ipairs(FAULTS) do KNOWN_FAULTS[f[1]] = true end
+
+function M.api(port)
+  local rec, secret = request(port)
+  local p = take("latency")
+  if p then ngx.sleep((tonumber(p.ms) or 0) / 1000) end
+  p = take("slow")
+  if p then ngx.sleep(tonumber(p.seconds) or 1) end
+  for _, f in ipairs(FAULTS) do
+    p = take(f[1])
+    if p then return f[2](p) end
+  end
+  if state.faults.fixed_list and is_list(rec) then
+    local body = envelope(synthetic_list("fixed", tonumber(take("fixed_list").count) or 100))
+    if port == "whm" then body = '{"apiversion":3,"func":"list","module":"Tokens","result":' .. body .. "}" end
+    return json(body)
+  end
+  if port == "whm" then return serve_whm(rec, secret) end
+  return serve_cpanel(rec, secret)
+end
+
+function M.other()
+  request("other")
+  return json('{"status":1,"data":[]}')
+end
+
+------------------------------------------------------------------ control
+
+local CONTROL = {}
+
+function CONTROL.reset()
+  state = fresh_state()
+end
+
+function CONTROL.fault(req)
+  local params = type(req.params) == "table" and req.params or {}
+  assert(KNOWN_FAULTS[req.mode], "unknown fault mode: " .. tostring(req.mode))
+  local times = tonumber(params.times)
+  if times and times <= 0 then return end
+  state.faults[req.mode] = { params = params, remaining = times }
+end
+
+function CONTROL.clear_faults()
+  state.faults = {}
+end
+
+function CONTROL.log()
+  return state.log
+end
+
+function CONTROL.count(filter)
+  local n = 0
+  for _, rec in ipairs(state.log) do
+    local match = next(filter) ~= nil or rec.port ~= "other"
+    for k, v in pairs(filter) do
+      if rec[k] ~= v then match = false end
+    end
+    if match then n = n + 1 end
+  end
+  return n
+end
+
+function CONTROL.seed_token(req)
+  local list = assert(state.tokens[req.user], "no such cPanel account: " .. tostring(req.user))
+  local t = req.token or {}
+  assert(type(t.name) == "string", "token.name is required")
+  local stored = { name = t.name, token = t.token or new_token(), create_time = t.create_time or ngx.time(),
+    expires_at = t.expires_at }
+  local _, i = find(list, t.name)
+  list[i or #list + 1] = stored
+  return stored
+end
+
+function CONTROL.tokens(req)
+  return assert(state.tokens[req.user], "no such cPanel account: " .. tostring(req.user))
+end
+
+function CONTROL.set(opts)
+  for k, v in pairs(opts) do
+    if v == cjson.null then v = nil end
+    state.opts[k] = v
+  end
+end
+
+function M.control()
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  local handler = CONTROL[ngx.var.uri:match("^/([%w_]+)$") or ""]
+  if not handler then return reply(404, "text/plain", "no such control endpoint\n") end
+  local ok, res = pcall(function()
+    local req = (body and body ~= "") and cjson.decode(body) or {}
+    return cjson.encode({ result = handler(req) })
+  end)
+  if not ok then return reply(400, "text/plain", tostring(res) .. "\n") end
+  return json(res)
+end
+
+return M
