@@ -1,0 +1,53 @@
+--- Shared by the specs: the in-tree build on the paths, and small tools.
+-- Loaded by busted (see .busted) before any spec file.
+local build = os.getenv("CPTOKENS_BUILD") or "build/5.4"
+if not package.cpath:find(build, 1, true) then
+  package.cpath = build .. "/?.so;" .. package.cpath
+end
+if not package.path:find("lua/?.lua", 1, true) then
+  package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
+end
+
+local H = {}
+
+--- True when running under valgrind (slow: timing-sensitive specs relax).
+H.valgrind = os.getenv("CPTOKENS_VALGRIND") ~= nil
+
+--- Seconds since an arbitrary origin, with sub-second precision.
+function H.clock()
+  local socket = require "socket"
+  return socket.gettime()
+end
+
+--- Every string reachable from v (tables walked, errors and userdata tostring'd).
+function H.strings(v, out, seen)
+  out, seen = out or {}, seen or {}
+  local t = type(v)
+  if t == "string" then
+    out[#out + 1] = v
+  elseif t == "table" and not seen[v] then
+    seen[v] = true
+    for k, x in pairs(v) do
+      H.strings(k, out, seen)
+      H.strings(x, out, seen)
+    end
+    out[#out + 1] = tostring(v)
+  elseif t == "userdata" then
+    out[#out + 1] = tostring(v)
+  end
+  return out
+end
+
+--- Asserts that none of the secrets appears in anything reachable from v.
+function H.assert_no_secret(v, secrets)
+  local mime = require "mime"
+  for _, s in ipairs(H.strings(v)) do
+    for _, secret in ipairs(secrets) do
+      assert(not s:find(secret, 1, true), "a secret leaked into: " .. s:gsub(secret, "<SECRET>"))
+      local b64 = (mime.b64(secret))
+      assert(not s:find(b64, 1, true), "a secret (base64) leaked into a value")
+    end
+  end
+end
+
+return H
