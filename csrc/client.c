@@ -21,6 +21,7 @@ typedef struct cpt_client {
   char *capath;
   cpt_curl_t *curl;
   cpt_request_t rq;
+  cpt_opts_t opts;
   int open;
 } cpt_client_t;
 
@@ -239,6 +240,7 @@ static int l_new(lua_State *L) {
   }
   a.opts.cafile = c->cafile;
   a.opts.capath = c->capath;
+  c->opts = a.opts;
   c->curl = cpt_curl_new(&a.opts, msg, sizeof msg);
   if (c->curl == NULL) {
     client_destroy(c);
@@ -421,7 +423,11 @@ static int l_tostring(lua_State *L) {
   return 1;
 }
 
-/* client:info() -> {url, user, credential, whm_user?}: what the client acts as. */
+/*
+ * client:info() -> {url, user, credential, whm_user?, cafile?, capath?, insecure,
+ * timeout, connect_timeout, max_response}: what the client acts as and how it
+ * connects (enough to make a sibling client); never the credential.
+ */
 static int l_info(lua_State *L) {
   cpt_client_t *c = check_client(L);
   static const char *const creds[] = {"token", "password", "whm_token"};
@@ -436,13 +442,50 @@ static int l_info(lua_State *L) {
     lua_pushstring(L, c->target.whm_user);
     lua_setfield(L, -2, "whm_user");
   }
+  lua_pushstring(L, c->cafile);
+  lua_setfield(L, -2, "cafile");
+  lua_pushstring(L, c->capath);
+  lua_setfield(L, -2, "capath");
+  lua_pushboolean(L, c->opts.insecure);
+  lua_setfield(L, -2, "insecure");
+  lua_pushnumber(L, c->opts.timeout_ms / 1000.0);
+  lua_setfield(L, -2, "timeout");
+  lua_pushnumber(L, c->opts.connect_timeout_ms / 1000.0);
+  lua_setfield(L, -2, "connect_timeout");
+  lua_pushinteger(L, (lua_Integer)c->opts.max_response);
+  lua_setfield(L, -2, "max_response");
+  return 1;
+}
+
+/*
+ * client:_set_token(token) -> true, or nil, err
+ * For rotation: a token client that revoked its own token goes on with the new
+ * one. The old value is wiped. Raises on a client that is not a token client.
+ */
+static int l_set_token(lua_State *L) {
+  cpt_client_t *c = check_client(L);
+  size_t n;
+  const char *tok;
+  char *copy;
+  if (lua_type(L, 2) != LUA_TSTRING) luaL_argerror(L, 2, "token must be a string");
+  tok = lua_tolstring(L, 2, &n);
+  if (c->target.cred != CPT_CRED_TOKEN)
+    luaL_error(L, "cptokens: _set_token is for clients that authenticate with a token");
+  if (n == 0 || cpt_check_header_value(tok, n) != 0)
+    return cpt_error(L, CPT_EINVALID, 0, "token must be non-empty and free of control characters");
+  copy = cpt_strdup(tok, n);
+  if (copy == NULL) return luaL_error(L, "cptokens: out of memory");
+  cpt_free_secret(&c->target.secret);
+  c->target.secret = copy;
+  lua_pushboolean(L, 1);
   return 1;
 }
 
 void cpt_client_open(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"_create", l_create}, {"list", l_list},   {"revoke", l_revoke}, {"rename", l_rename},
-      {"close", l_close},    {"info", l_info},   {"_prepare", l_prepare}, {NULL, NULL}};
+      {"close", l_close},    {"info", l_info},   {"_prepare", l_prepare},
+      {"_set_token", l_set_token}, {NULL, NULL}};
   if (luaL_newmetatable(L, CLIENT_MT)) {
     lua_newtable(L);
     cpt_setfuncs(L, methods);

@@ -84,5 +84,6 @@ int luaopen_cptokens_core(lua_State *L) {
   cpt_response_open(L);
   cpt_curl_open(L);
   cpt_client_open(L);
+  cpt_fs_open(L);
   return 1;
 }

@@ -171,5 +171,6 @@ int luaopen_cptokens_core(lua_State *L);
 CPT_HIDDEN void cpt_error_open(lua_State *L);
 CPT_HIDDEN void cpt_response_open(lua_State *L);
 CPT_HIDDEN void cpt_client_open(lua_State *L);
+CPT_HIDDEN void cpt_fs_open(lua_State *L);
 
 #endif
