@@ -53,7 +53,7 @@ test-valgrind: all
 	  $(BUSTED) --exclude-tags=slow,novalgrind
 
 lint:
-	luacheck -q lua spec bin
+	luacheck -q lua spec scripts $(wildcard bin/*)
 
 check-rockspec:
 	sh scripts/check-rockspec.sh
