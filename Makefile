@@ -1,12 +1,21 @@
 # cptokens: build, test, demo, install. LuaRocks variable names throughout.
+# LUA_VERSION is 5.1, 5.2, 5.3, 5.4 (default) or luajit (OpenResty's LuaJIT,
+# which installs into the 5.1 paths).
 LUA_VERSION ?= 5.4
-PREFIX      ?= /usr/local
-DESTDIR     ?=
-LUADIR      ?= $(PREFIX)/share/lua/$(LUA_VERSION)
-LIBDIR      ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
-BINDIR      ?= $(PREFIX)/bin
+ifeq ($(LUA_VERSION),luajit)
+LUA_ABI     := 5.1
+LUA_INCDIR  ?= /usr/include/luajit-2.1
+LUA         ?= luajit
+else
+LUA_ABI     := $(LUA_VERSION)
 LUA_INCDIR  ?= /usr/include/lua$(LUA_VERSION)
 LUA         ?= lua$(LUA_VERSION)
+endif
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+LUADIR      ?= $(PREFIX)/share/lua/$(LUA_ABI)
+LIBDIR      ?= $(PREFIX)/lib/lua/$(LUA_ABI)
+BINDIR      ?= $(PREFIX)/bin
 CC          ?= cc
 CFLAGS      ?= -O2 -g
 LIBFLAG     ?= -shared
@@ -24,7 +33,7 @@ LUAFILES := $(wildcard lua/cptokens/*.lua)
 
 BUSTED := $(LUA) /usr/bin/busted
 
-.PHONY: all deps test test-valgrind lint demo install clean check-rockspec rock install-rock
+.PHONY: all deps test test-all test-suite test-valgrind lint demo install clean check-rockspec rock install-rock
 
 all: $(SO)
 
@@ -40,11 +49,27 @@ deps:
 	@sh scripts/deps.sh
 
 test: deps
+	@sh scripts/deps.sh luajit2 libluajit2-5.1-dev
 	$(MAKE) all
+	$(MAKE) LUA_VERSION=luajit all
 	$(MAKE) lint
-	CPTOKENS_BUILD=$(BUILD) $(BUSTED)
+	$(MAKE) test-suite
 	$(MAKE) test-valgrind
 	$(MAKE) check-rockspec
+
+# The whole suite on every Lua the users run.
+ALL_LUAS := 5.1 5.2 5.3 5.4 luajit
+test-all: deps
+	@sh scripts/deps.sh lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
+	  luajit2 libluajit2-5.1-dev
+	@set -e; for v in $(ALL_LUAS); do \
+	  echo "== Lua $$v"; \
+	  $(MAKE) --no-print-directory LUA_VERSION=$$v all; \
+	  $(MAKE) --no-print-directory LUA_VERSION=$$v test-suite; \
+	done
+
+test-suite: all
+	CPTOKENS_BUILD=$(BUILD) $(BUSTED)
 
 test-valgrind: all
 	CPTOKENS_BUILD=$(BUILD) CPTOKENS_VALGRIND=1 valgrind --quiet \
