@@ -15,16 +15,6 @@
 
 #define CLIENT_MT "cptokens.Client"
 
-typedef struct cpt_client {
-  cpt_target_t target;
-  char *cafile;
-  char *capath;
-  cpt_curl_t *curl;
-  cpt_request_t rq;
-  cpt_opts_t opts;
-  int open;
-} cpt_client_t;
-
 static void client_destroy(cpt_client_t *c) {
   cpt_curl_free(c->curl);
   c->curl = NULL;
@@ -36,10 +26,18 @@ static void client_destroy(cpt_client_t *c) {
   c->open = 0;
 }
 
-static cpt_client_t *check_client(lua_State *L) {
-  cpt_client_t *c = (cpt_client_t *)luaL_checkudata(L, 1, CLIENT_MT);
+cpt_client_t *cpt_client_check(lua_State *L, int idx) {
+  cpt_client_t *c = (cpt_client_t *)luaL_checkudata(L, idx, CLIENT_MT);
   if (!c->open) luaL_error(L, "cptokens: the client is closed");
   return c;
+}
+
+#define check_client(L) cpt_client_check((L), 1)
+
+int cpt_client_result(lua_State *L, const cpt_request_t *rq, const cpt_xfer_t *x) {
+  if (x->kind != NULL) return cpt_error(L, x->kind, 0, "%s: %s", cpt_op_name(rq->op), x->msg);
+  return cpt_response_decode(L, rq, x->status, x->ctype[0] ? x->ctype : NULL,
+                             x->body.p ? x->body.p : "", x->body.len);
 }
 
 /* ---- options ----------------------------------------------------------------- */
@@ -282,17 +280,14 @@ static int build(lua_State *L, cpt_client_t *c, cpt_op_t op, const char *name, s
 
 static int perform(lua_State *L, cpt_client_t *c, cpt_op_t op, const char *name, size_t nl,
                    const char *new_name, size_t nnl, long long expires_at) {
-  cpt_reply_t reply;
-  char msg[512];
-  const char *kind;
+  const cpt_xfer_t *x;
   int rc = build(L, c, op, name, nl, new_name, nnl, expires_at);
   if (rc) return rc;
-  kind = cpt_curl_perform(c->curl, &c->rq, &reply, msg, sizeof msg);
+  x = cpt_curl_perform(c->curl, &c->rq);
   /* The headers were only needed for this request. */
   cpt_buf_clear(&c->rq.auth);
   cpt_buf_clear(&c->rq.otp);
-  if (kind != NULL) return cpt_error(L, kind, 0, "%s: %s", cpt_op_name(op), msg);
-  return cpt_response_decode(L, &c->rq, reply.status, reply.ctype, reply.body, reply.len);
+  return cpt_client_result(L, &c->rq, x);
 }
 
 /* client:_create(name [, expires_at]) -> token table, or nil, err */

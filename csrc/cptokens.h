@@ -142,23 +142,61 @@ typedef struct cpt_opts {
   size_t max_response;
 } cpt_opts_t;
 
-typedef struct cpt_reply {
+/* One transfer: its buffers while it runs, then its outcome. No Lua inside. */
+typedef struct cpt_xfer {
+  void *easy;        /* CURL * */
+  void *headers;     /* struct curl_slist *, wiped and freed when the transfer ends */
+  cpt_buf_t body;
+  size_t max_response;
+  int overflow;
+  char errbuf[256];  /* CURL_ERROR_SIZE */
+  /* outcome */
+  const char *kind;  /* NULL: a reply arrived (status, ctype, body) */
+  char msg[320];
   long status;
-  const char *ctype;  /* owned by the transport, valid until the next perform */
-  const char *body;
-  size_t len;
-} cpt_reply_t;
+  char ctype[128];
+} cpt_xfer_t;
 
 /* NULL when out of memory or libcurl failed; msg then says why. */
 CPT_HIDDEN cpt_curl_t *cpt_curl_new(const cpt_opts_t *o, char *msg, size_t msglen);
 CPT_HIDDEN void cpt_curl_free(cpt_curl_t *c);
+/* Sends rq on the client's own handle and waits; the outcome is in the returned xfer. */
+CPT_HIDDEN cpt_xfer_t *cpt_curl_perform(cpt_curl_t *c, const cpt_request_t *rq);
+
+/* One job of a batch: a built request, the client handle whose options it uses. */
+typedef struct cpt_job {
+  const cpt_request_t *rq;
+  cpt_curl_t *client;
+  int skip;          /* refused before sending: not run */
+  cpt_xfer_t x;
+} cpt_job_t;
+
 /*
- * Sends rq and waits for the reply. Returns NULL on success with *out filled,
- * else the error kind with a one-line message in msg.
+ * Runs the jobs concurrently through one multi handle, at most `concurrency`
+ * at a time, sharing connections, TLS sessions, DNS and the CA store.
+ * Every job that runs gets its outcome in job->x; returns 0, or -1 when the
+ * multi handle could not be set up (every job then fails with a message).
  */
-CPT_HIDDEN const char *cpt_curl_perform(cpt_curl_t *c, const cpt_request_t *rq, cpt_reply_t *out,
-                                        char *msg, size_t msglen);
+CPT_HIDDEN int cpt_curl_batch(cpt_job_t *jobs, size_t n, int concurrency);
+CPT_HIDDEN void cpt_xfer_release(cpt_xfer_t *x);
 CPT_HIDDEN void cpt_curl_open(lua_State *L);
+
+/* ---- the client (client.c) ---------------------------------------------------- */
+
+typedef struct cpt_client {
+  cpt_target_t target;
+  char *cafile;
+  char *capath;
+  cpt_curl_t *curl;
+  cpt_request_t rq;
+  cpt_opts_t opts;
+  int open;
+} cpt_client_t;
+
+/* The open client at idx; raises when it is not one, or closed. */
+CPT_HIDDEN cpt_client_t *cpt_client_check(lua_State *L, int idx);
+/* Pushes what an operation returns for a finished transfer. */
+CPT_HIDDEN int cpt_client_result(lua_State *L, const cpt_request_t *rq, const cpt_xfer_t *x);
 
 /* The module's one exported symbol. */
 #if defined(__GNUC__)
@@ -172,5 +210,6 @@ CPT_HIDDEN void cpt_error_open(lua_State *L);
 CPT_HIDDEN void cpt_response_open(lua_State *L);
 CPT_HIDDEN void cpt_client_open(lua_State *L);
 CPT_HIDDEN void cpt_fs_open(lua_State *L);
+CPT_HIDDEN void cpt_batch_open(lua_State *L);
 
 #endif

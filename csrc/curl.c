@@ -18,21 +18,18 @@
 #define CPT_CURL_AT_LEAST(maj, min) (LIBCURL_VERSION_NUM >= (((maj) << 16) | ((min) << 8)))
 
 struct cpt_curl {
-  CURL *easy;
-  cpt_buf_t body;
-  size_t max_response;
-  int overflow;
-  char errbuf[CURL_ERROR_SIZE];
+  CURL *easy;     /* configured once with the client's options */
+  cpt_xfer_t x;   /* the client's own transfer; x.easy == easy */
 };
 
 static size_t on_write(char *p, size_t size, size_t n, void *ud) {
-  cpt_curl_t *c = ud;
+  cpt_xfer_t *x = ud;
   size_t len = size * n;
-  if (c->body.len + len > c->max_response) {
-    c->overflow = 1;
+  if (x->body.len + len > x->max_response) {
+    x->overflow = 1;
     return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
   }
-  if (cpt_buf_add(&c->body, p, len) != 0) return 0;
+  if (cpt_buf_add(&x->body, p, len) != 0) return 0;
   return len;
 }
 
@@ -47,13 +44,14 @@ cpt_curl_t *cpt_curl_new(const cpt_opts_t *o, char *msg, size_t msglen) {
     snprintf(msg, msglen, "out of memory");
     return NULL;
   }
-  c->max_response = o->max_response;
+  c->x.max_response = o->max_response;
   c->easy = curl_easy_init();
   if (c->easy == NULL) goto fail;
+  c->x.easy = c->easy;
   SETOPT(CURLOPT_NOSIGNAL, 1L);
-  SETOPT(CURLOPT_ERRORBUFFER, c->errbuf);
+  SETOPT(CURLOPT_ERRORBUFFER, c->x.errbuf);
   SETOPT(CURLOPT_WRITEFUNCTION, on_write);
-  SETOPT(CURLOPT_WRITEDATA, c);
+  SETOPT(CURLOPT_WRITEDATA, &c->x);
   SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
   SETOPT(CURLOPT_TIMEOUT_MS, o->timeout_ms);
   SETOPT(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
@@ -84,7 +82,8 @@ fail:
 void cpt_curl_free(cpt_curl_t *c) {
   if (c == NULL) return;
   if (c->easy) curl_easy_cleanup(c->easy);
-  cpt_buf_free(&c->body);
+  c->x.easy = NULL;
+  cpt_xfer_release(&c->x);
   free(c);
 }
 
@@ -124,64 +123,190 @@ static const char *error_kind(CURLcode rc) {
   }
 }
 
-const char *cpt_curl_perform(cpt_curl_t *c, const cpt_request_t *rq, cpt_reply_t *out,
-                             char *msg, size_t msglen) {
-  struct curl_slist *h = NULL, *t;
-  const char *kind = NULL;
-  char *ctype = NULL;
-  CURLcode rc;
-  long status = 0;
+/* Frees what a transfer holds (its easy handle only when it is a batch copy). */
+void cpt_xfer_release(cpt_xfer_t *x) {
+  if (x->headers) free_headers(x->headers);
+  x->headers = NULL;
+  if (x->easy) curl_easy_cleanup(x->easy);
+  x->easy = NULL;
+  cpt_buf_free(&x->body);
+}
 
-  cpt_buf_clear(&c->body);
-  c->overflow = 0;
-  c->errbuf[0] = '\0';
-  memset(out, 0, sizeof *out);
-
-  /* curl copies each line; those copies are wiped and freed right after. */
+/* Sets up x->easy for rq; 0, or -1 with the outcome set. */
+static int xfer_begin(cpt_xfer_t *x, const cpt_request_t *rq) {
+  struct curl_slist *h, *t;
+  CURL *easy = x->easy;
+  cpt_buf_clear(&x->body);
+  x->overflow = 0;
+  x->errbuf[0] = '\0';
+  x->kind = NULL;
+  x->msg[0] = x->ctype[0] = '\0';
+  x->status = 0;
+  /* curl copies each line; those copies are wiped and freed when the transfer ends. */
   h = curl_slist_append(NULL, rq->auth.p ? rq->auth.p : "Authorization:");
   if (h && rq->otp.len && (t = curl_slist_append(h, rq->otp.p)) != NULL) h = t;
   if (h && (t = curl_slist_append(h, "Accept: application/json")) != NULL) h = t;
+  x->headers = h;
   if (h == NULL) {
-    snprintf(msg, msglen, "out of memory");
-    return CPT_ENETWORK;
+    x->kind = CPT_ENETWORK;
+    snprintf(x->msg, sizeof x->msg, "out of memory");
+    return -1;
   }
-  if (curl_easy_setopt(c->easy, CURLOPT_URL, rq->url.p) != CURLE_OK ||
-      curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, h) != CURLE_OK) {
-    snprintf(msg, msglen, "libcurl refused the request URL");
-    kind = CPT_EINVALID;
-    goto done;
+  if (curl_easy_setopt(easy, CURLOPT_URL, rq->url.p) != CURLE_OK ||
+      curl_easy_setopt(easy, CURLOPT_HTTPHEADER, h) != CURLE_OK) {
+    x->kind = CPT_EINVALID;
+    snprintf(x->msg, sizeof x->msg, "libcurl refused the request URL");
+    return -1;
   }
   if (rq->post) {
-    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE, (long)rq->body.len);
-    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, rq->body.p ? rq->body.p : "");
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long)rq->body.len);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, rq->body.p ? rq->body.p : "");
   } else {
-    curl_easy_setopt(c->easy, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
   }
+  return 0;
+}
 
-  rc = curl_easy_perform(c->easy);
-
+/* Records the outcome of a finished transfer and drops its headers. */
+static void xfer_end(cpt_xfer_t *x, CURLcode rc) {
+  CURL *easy = x->easy;
+  char *ctype = NULL;
   if (rc != CURLE_OK) {
-    if (c->overflow) {
-      snprintf(msg, msglen, "the reply is larger than max_response (%lu bytes); cut off",
-               (unsigned long)c->max_response);
-      kind = CPT_EPROTOCOL;
+    if (x->overflow) {
+      x->kind = CPT_EPROTOCOL;
+      snprintf(x->msg, sizeof x->msg, "the reply is larger than max_response (%lu bytes); cut off",
+               (unsigned long)x->max_response);
     } else {
-      kind = error_kind(rc);
-      snprintf(msg, msglen, "%s", c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+      x->kind = error_kind(rc);
+      snprintf(x->msg, sizeof x->msg, "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
     }
+  } else {
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &x->status);
+    curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &ctype);
+    snprintf(x->ctype, sizeof x->ctype, "%s", ctype ? ctype : "");
+  }
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL);
+  if (x->headers) free_headers(x->headers);
+  x->headers = NULL;
+}
+
+cpt_xfer_t *cpt_curl_perform(cpt_curl_t *c, const cpt_request_t *rq) {
+  if (xfer_begin(&c->x, rq) == 0) {
+    xfer_end(&c->x, curl_easy_perform(c->easy));
+  } else {
+    curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, NULL);
+    if (c->x.headers) free_headers(c->x.headers);
+    c->x.headers = NULL;
+  }
+  return &c->x;
+}
+
+/* ---- batches: one multi handle, bounded concurrency ------------------------- */
+
+/* Releases a batch job's copy of the handle and its headers. */
+static void drop_handle(cpt_xfer_t *x) {
+  if (x->headers) free_headers(x->headers);
+  x->headers = NULL;
+  if (x->easy) curl_easy_cleanup(x->easy);
+  x->easy = NULL;
+}
+
+static void fail_all(cpt_job_t *jobs, size_t n, const char *msg) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    if (jobs[i].skip || jobs[i].x.kind || jobs[i].x.status) continue;
+    jobs[i].x.kind = CPT_ENETWORK;
+    snprintf(jobs[i].x.msg, sizeof jobs[i].x.msg, "%s", msg);
+  }
+}
+
+/* Starts job j on a copy of its client's handle; 0, or -1 with its outcome set. */
+static int start_job(CURLM *multi, CURLSH *share, cpt_job_t *j) {
+  cpt_xfer_t *x = &j->x;
+  CURL *easy = curl_easy_duphandle(j->client->easy);
+  x->max_response = j->client->x.max_response;
+  if (easy == NULL) {
+    x->kind = CPT_ENETWORK;
+    snprintf(x->msg, sizeof x->msg, "out of memory");
+    return -1;
+  }
+  x->easy = easy;
+  /* The copy still points at the client's buffers: point it at this job's. */
+  if (curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, x->errbuf) != CURLE_OK ||
+      curl_easy_setopt(easy, CURLOPT_WRITEDATA, x) != CURLE_OK ||
+      curl_easy_setopt(easy, CURLOPT_PRIVATE, (void *)j) != CURLE_OK ||
+      curl_easy_setopt(easy, CURLOPT_SHARE, share) != CURLE_OK) {
+    x->kind = CPT_ENETWORK;
+    snprintf(x->msg, sizeof x->msg, "libcurl could not set up a transfer");
+    return -1;
+  }
+  if (xfer_begin(x, j->rq) != 0) return -1;
+  if (curl_multi_add_handle(multi, easy) != CURLM_OK) {
+    xfer_end(x, CURLE_OK);
+    x->kind = CPT_ENETWORK;
+    snprintf(x->msg, sizeof x->msg, "libcurl could not start a transfer");
+    return -1;
+  }
+  return 0;
+}
+
+int cpt_curl_batch(cpt_job_t *jobs, size_t n, int concurrency) {
+  CURLM *multi = curl_multi_init();
+  CURLSH *share = curl_share_init();
+  size_t next = 0;
+  int running = 0, active = 0, rc = 0;
+  if (multi == NULL || share == NULL) {
+    fail_all(jobs, n, "libcurl could not set up a batch");
+    rc = -1;
     goto done;
   }
-  curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_getinfo(c->easy, CURLINFO_CONTENT_TYPE, &ctype);
-  out->status = status;
-  out->ctype = ctype;
-  out->body = c->body.p ? c->body.p : "";
-  out->len = c->body.len;
+  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)concurrency);
+  curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)concurrency);
+  for (;;) {
+    CURLMsg *m;
+    int left;
+    while (active < concurrency && next < n) {
+      cpt_job_t *j = &jobs[next++];
+      if (j->skip) continue;
+      if (start_job(multi, share, j) == 0)
+        active++;
+      else
+        drop_handle(&j->x);
+    }
+    if (active == 0 && next >= n) break;
+    if (curl_multi_perform(multi, &running) != CURLM_OK) {
+      fail_all(jobs, n, "libcurl failed while running the batch");
+      rc = -1;
+      break;
+    }
+    while ((m = curl_multi_info_read(multi, &left)) != NULL) {
+      cpt_job_t *j = NULL;
+      if (m->msg != CURLMSG_DONE) continue;
+      curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+      curl_multi_remove_handle(multi, m->easy_handle);
+      xfer_end(&j->x, m->data.result);
+      drop_handle(&j->x);
+      active--;
+    }
+    if (active > 0 && running > 0 && curl_multi_poll(multi, NULL, 0, 1000, NULL) != CURLM_OK) {
+      fail_all(jobs, n, "libcurl failed while waiting in the batch");
+      rc = -1;
+      break;
+    }
+  }
 done:
-  curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, NULL);
-  if (rq->post) curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, NULL);
-  free_headers(h);
-  return kind;
+  /* Anything still attached (only after a failure) is detached and released. */
+  for (next = 0; next < n; next++) {
+    cpt_xfer_t *x = &jobs[next].x;
+    if (x->easy && multi) curl_multi_remove_handle(multi, x->easy);
+    drop_handle(x);
+  }
+  if (multi) curl_multi_cleanup(multi);
+  if (share) curl_share_cleanup(share);
+  return rc;
 }
 
 void cpt_curl_open(lua_State *L) {

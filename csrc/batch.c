@@ -1,0 +1,170 @@
+/*
+ * batch.c: core.batch(jobs, concurrency) -> results, in job order.
+ *
+ * Each job is { client = <cptokens.Client>, op = "create"|"list"|"rename"|
+ * "revoke", name = ?, new_name = ?, expires_at = ? }. Requests are built and
+ * checked first (a refused one is an "invalid" result and is never sent),
+ * then all run through one libcurl multi handle (curl.c), then each reply is
+ * decoded exactly as the single call would. Everything C allocates hangs off
+ * a Lua userdata with __gc, so a Lua error at any point leaks nothing; no Lua
+ * code runs while libcurl does.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cptokens.h"
+
+#define BATCH_MT "cptokens.Batch"
+
+typedef struct batch {
+  size_t n;
+  cpt_job_t *jobs;
+  cpt_request_t *rqs;
+  char (*errs)[256];  /* why a job was refused before sending */
+} batch_t;
+
+static int batch_gc(lua_State *L) {
+  batch_t *b = (batch_t *)luaL_checkudata(L, 1, BATCH_MT);
+  size_t i;
+  for (i = 0; b->jobs && i < b->n; i++) cpt_xfer_release(&b->jobs[i].x);
+  for (i = 0; b->rqs && i < b->n; i++) cpt_request_free(&b->rqs[i]);
+  free(b->jobs);
+  free(b->rqs);
+  free(b->errs);
+  b->jobs = NULL;
+  b->rqs = NULL;
+  b->errs = NULL;
+  b->n = 0;
+  return 0;
+}
+
+/* Reads job i (the table at the top of the stack) and builds its request. */
+static void build_job(lua_State *L, batch_t *b, size_t i, long long now) {
+  static const char *const ops[] = {"create", "list", "rename", "revoke", NULL};
+  cpt_job_t *j = &b->jobs[i];
+  cpt_request_t *rq = &b->rqs[i];
+  const char *name = NULL, *new_name = NULL;
+  size_t nl = 0, nnl = 0;
+  long long e = 0;
+  cpt_client_t *c;
+  int t = lua_gettop(L), op, rc;
+
+  lua_getfield(L, t, "client");
+  c = cpt_client_check(L, -1);
+  lua_getfield(L, t, "op");
+  op = luaL_checkoption(L, -1, NULL, ops);
+  lua_getfield(L, t, "name");
+  if (op != CPT_OP_LIST) {
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "cptokens.batch: job %d needs a name", (int)i + 1);
+    name = lua_tolstring(L, -1, &nl);
+  }
+  lua_getfield(L, t, "new_name");
+  if (op == CPT_OP_RENAME) {
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "cptokens.batch: job %d needs a new_name", (int)i + 1);
+    new_name = lua_tolstring(L, -1, &nnl);
+  }
+  lua_getfield(L, t, "expires_at");
+  if (op == CPT_OP_CREATE && !lua_isnil(L, -1) &&
+      (lua_type(L, -1) != LUA_TNUMBER || !cpt_toepoch(L, -1, &e)))
+    luaL_error(L, "cptokens.batch: job %d: expires_at must be a whole number", (int)i + 1);
+
+  j->rq = rq;
+  j->client = c->curl;
+  rc = cpt_request_build(rq, &c->target, (cpt_op_t)op, name, nl, new_name, nnl, e, now,
+                         b->errs[i], sizeof b->errs[i]);
+  if (rc == -2) luaL_error(L, "cptokens: out of memory");
+  if (rc != 0) j->skip = 1;
+  rq->op = (cpt_op_t)op; /* for the error prefix even when refused */
+  lua_settop(L, t);
+}
+
+/* Pushes job i's result table: { ok, value, existed? } or { ok = false, err }. */
+static void push_result(lua_State *L, batch_t *b, size_t i) {
+  int base = lua_gettop(L), n, first;
+  lua_createtable(L, 0, 3);
+  if (b->jobs[i].skip)
+    n = cpt_error(L, CPT_EINVALID, 0, "%s: %s", cpt_op_name(b->rqs[i].op), b->errs[i]);
+  else
+    n = cpt_client_result(L, &b->rqs[i], &b->jobs[i].x);
+  /* The results are the top n values (the decoder may leave scratch below them). */
+  first = lua_gettop(L) - n + 1;
+  if (n == 2 && lua_isnil(L, first)) {
+    lua_pushboolean(L, 0);
+    lua_setfield(L, base + 1, "ok");
+    lua_pushvalue(L, first + 1);
+    lua_setfield(L, base + 1, "err");
+  } else {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, base + 1, "ok");
+    lua_pushvalue(L, first);
+    lua_setfield(L, base + 1, "value");
+    if (n == 2) {
+      lua_pushvalue(L, first + 1);
+      lua_setfield(L, base + 1, "existed");
+    }
+  }
+  lua_settop(L, base + 1);
+}
+
+static int l_batch(lua_State *L) {
+  batch_t *b;
+  size_t n, i;
+  int concurrency;
+  long long now = (long long)time(NULL);
+
+  luaL_checktype(L, 1, LUA_TTABLE);
+  concurrency = (int)luaL_optinteger(L, 2, 10);
+  luaL_argcheck(L, concurrency >= 1 && concurrency <= 1000, 2, "concurrency must be 1 to 1000");
+  n = cpt_rawlen(L, 1);
+  lua_settop(L, 1);
+
+  b = (batch_t *)lua_newuserdata(L, sizeof *b); /* index 2 */
+  memset(b, 0, sizeof *b);
+  luaL_getmetatable(L, BATCH_MT);
+  lua_setmetatable(L, -2);
+  if (n > 0) {
+    b->jobs = calloc(n, sizeof *b->jobs);
+    b->rqs = calloc(n, sizeof *b->rqs);
+    b->errs = calloc(n, sizeof *b->errs);
+    /* On failure __gc frees what was allocated. */
+    if (!b->jobs || !b->rqs || !b->errs) return luaL_error(L, "cptokens: out of memory");
+    b->n = n;
+  }
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, 1, (int)i + 1);
+    if (lua_type(L, -1) != LUA_TTABLE)
+      luaL_error(L, "cptokens.batch: job %d is not a table", (int)i + 1);
+    build_job(L, b, i, now);
+    lua_pop(L, 1);
+  }
+
+  cpt_curl_batch(b->jobs, n, concurrency);
+  for (i = 0; i < n; i++) { /* the headers were only needed to send */
+    cpt_buf_clear(&b->rqs[i].auth);
+    cpt_buf_clear(&b->rqs[i].otp);
+  }
+
+  lua_createtable(L, (int)n, 0); /* index 3 */
+  for (i = 0; i < n; i++) {
+    push_result(L, b, i);
+    lua_rawseti(L, 3, (int)i + 1);
+  }
+  /* Release the bodies now rather than at the next collection. */
+  lua_pushcfunction(L, batch_gc);
+  lua_pushvalue(L, 2);
+  lua_call(L, 1, 0);
+  return 1;
+}
+
+void cpt_batch_open(lua_State *L) {
+  if (luaL_newmetatable(L, BATCH_MT)) {
+    lua_pushcfunction(L, batch_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_batch);
+  lua_setfield(L, -2, "batch");
+}

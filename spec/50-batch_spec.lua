@@ -1,0 +1,140 @@
+-- cptokens.batch: many operations at once through libcurl's multi interface.
+local server = require "spec.support.server"
+local cptokens = require "cptokens"
+
+describe("cptokens.batch", function()
+  local srv, alice, bob, whm
+
+  setup(function()
+    srv = server.start()
+    local function new(opts)
+      opts.cafile = srv.cafile
+      opts.url = opts.url or srv.url
+      return assert(cptokens.new(opts))
+    end
+    alice = new { user = "alice", password = srv.accounts.alice.password }
+    bob = new { user = "bob", password = srv.accounts.bob.password, otp = srv.accounts.bob.otp }
+    whm = new { url = srv.whm_url, user = "carol", whm_token = srv.accounts.root.token }
+  end)
+  teardown(function()
+    for _, c in ipairs { alice, bob, whm } do c:close() end
+    if srv then srv:stop() end
+  end)
+  before_each(function() srv:reset() end)
+
+  it("returns results in job order, each as the single call would", function()
+    local jobs = {}
+    for i = 1, 12 do
+      jobs[i] = { client = alice, op = "create", name = "t" .. i, expires_in = i .. "h" }
+    end
+    local now = os.time()
+    local results = cptokens.batch(jobs, { concurrency = 4 })
+    assert.are.equal(12, #results)
+    for i, r in ipairs(results) do
+      assert.is_true(r.ok, tostring(r.err))
+      assert.are.equal("t" .. i, r.value.name)
+      assert.are.equal(32, #r.value.token)
+      assert.is_true(math.abs(r.value.expires_at - (now + i * 3600)) <= 2)
+    end
+    -- the server holds exactly those tokens, with those secrets
+    local stored = {}
+    for _, t in ipairs(srv:tokens("alice")) do stored[t.name] = t.token end
+    for i, r in ipairs(results) do assert.are.equal(stored["t" .. i], r.value.token) end
+
+    local lists = cptokens.batch { { client = alice, op = "list" }, { client = bob, op = "list" } }
+    assert.are.same(assert(alice:list()), lists[1].value)
+    assert.are.same({}, lists[2].value)
+  end)
+
+  it("keeps per-job errors to their job", function()
+    assert(alice:create("dup"))
+    local results = cptokens.batch({
+      { client = alice, op = "create", name = "dup" },              -- api
+      { client = alice, op = "create", name = "bad name" },         -- invalid, never sent
+      { client = alice, op = "create", name = "ok1" },
+      { client = alice, op = "create", name = "p", expires_in = "soon" }, -- invalid
+      { client = alice, op = "rename", name = "nope", new_name = "nope2" }, -- api
+      { client = whm, op = "list" },                                -- api: carol lacks the feature
+      { client = alice, op = "revoke", name = "dup" },
+      { client = alice, op = "revoke", name = "never-was" },
+    }, { concurrency = 3 })
+    local kinds = {}
+    for i, r in ipairs(results) do kinds[i] = r.ok and "ok" or r.err.kind end
+    assert.are.same({ "api", "invalid", "ok", "invalid", "api", "api", "ok", "ok" }, kinds)
+    assert.are.same({ "A conflicting API token with the name “dup” already exists." },
+                    results[1].err.errors)
+    assert.is_true(results[7].value)
+    assert.is_true(results[7].existed)
+    assert.is_false(results[8].existed)
+    assert.is_true(cptokens.is_error(results[2].err))
+    assert.is_truthy(tostring(results[2].err):find("^cptokens: invalid: create:"))
+    -- the refused jobs never reached the server
+    for _, rec in ipairs(srv:log()) do
+      assert.are_not.equal("bad name", rec.args.name)
+      assert.are_not.equal("p", rec.args.name)
+    end
+  end)
+
+  it("reports transport failures per job and the others still succeed", function()
+    srv:fault("status", { status = 503, times = 1 })
+    local results = cptokens.batch({ { client = alice, op = "list" }, { client = alice, op = "list" },
+                                     { client = alice, op = "list" } }, { concurrency = 1 })
+    assert.are.equal("http", results[1].err.kind)
+    assert.are.equal(503, results[1].err.status)
+    assert.is_true(results[2].ok and results[3].ok)
+  end)
+
+  it("keeps within the concurrency bound (the server counts the connections)", function()
+    srv:fault("latency", { ms = 100 })
+    local jobs = {}
+    for i = 1, 24 do jobs[i] = { client = alice, op = "list" } end
+    local results = cptokens.batch(jobs, { concurrency = 4 })
+    for _, r in ipairs(results) do assert.is_true(r.ok, tostring(r.err)) end
+    local conns, n = {}, 0
+    for _, rec in ipairs(srv:log()) do
+      if not conns[rec.connection] then conns[rec.connection], n = true, n + 1 end
+    end
+    assert.is_true(n <= 4, n .. " connections for concurrency 4")
+    assert.is_true(n >= 2, "the jobs ran concurrently")
+    assert.are.equal(24, #srv:log())
+  end)
+
+  it("creates and revokes across several accounts and credential kinds", function()
+    local jobs = {}
+    for _, c in ipairs { alice, bob } do
+      for i = 1, 3 do jobs[#jobs + 1] = { client = c, op = "create", name = "x" .. i } end
+    end
+    local aw = assert(cptokens.new { url = srv.whm_url, user = "alice", cafile = srv.cafile,
+                                     whm_token = srv.accounts.root.token })
+    jobs[#jobs + 1] = { client = aw, op = "create", name = "via-whm", expires_in = "1d" }
+    for _, r in ipairs(cptokens.batch(jobs)) do assert.is_true(r.ok, tostring(r.err)) end
+    assert.are.equal(4, #srv:tokens("alice"))
+    assert.are.equal(3, #srv:tokens("bob"))
+    jobs = {}
+    for _, c in ipairs { alice, bob } do
+      for i = 1, 3 do jobs[#jobs + 1] = { client = c, op = "revoke", name = "x" .. i } end
+    end
+    jobs[#jobs + 1] = { client = aw, op = "revoke", name = "via-whm" }
+    for _, r in ipairs(cptokens.batch(jobs, { concurrency = 2 })) do
+      assert.is_true(r.ok and r.existed, tostring(r.err))
+    end
+    assert.are.same({}, srv:tokens("alice"))
+    assert.are.same({}, srv:tokens("bob"))
+    aw:close()
+  end)
+
+  it("does nothing for no jobs, and raises on misuse", function()
+    assert.are.same({}, cptokens.batch {})
+    assert.has_error(function() cptokens.batch("x") end)
+    assert.has_error(function() cptokens.batch({ 1 }) end)
+    assert.has_error(function() cptokens.batch({ { client = alice, op = "fly" } }) end)
+    assert.has_error(function() cptokens.batch({ { client = alice, op = "list", nmae = "x" } }) end)
+    assert.has_error(function() cptokens.batch({ { client = {}, op = "list" } }) end)
+    assert.has_error(function() cptokens.batch({ { client = alice, op = "revoke" } }) end)
+    assert.has_error(function() cptokens.batch({}, { concurrency = 0 }) end)
+    assert.has_error(function() cptokens.batch({}, { concurency = 2 }) end)
+    local closed = assert(cptokens.new { url = srv.url, user = "alice", token = "T" })
+    closed:close()
+    assert.has_error(function() cptokens.batch({ { client = closed, op = "list" } }) end)
+  end)
+end)
