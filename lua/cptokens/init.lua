@@ -72,4 +72,64 @@ function Client:create(name, opts)
   return self:_create(name, expires_at)
 end
 
+local BATCH_OPTIONS = { concurrency = true }
+local JOB_FIELDS = { client = true, op = true, name = true, new_name = true,
+                     expires_in = true, expires_at = true }
+
+--- cptokens.batch(jobs [, { concurrency = 10 }]) -> results
+-- Runs many operations, on one client or many, concurrently through one
+-- libcurl multi handle (no threads). jobs[i] = { client = c, op = "create" |
+-- "list" | "rename" | "revoke", name =, new_name =, expires_in = | expires_at = }.
+-- results[i] = { ok = true, value = v [, existed = b] } or { ok = false, err = e },
+-- in job order, each exactly what the single call would have returned.
+function _M.batch(jobs, opts)
+  if type(jobs) ~= "table" then
+    error("cptokens.batch: expected an array of jobs, got " .. type(jobs), 2)
+  end
+  local concurrency = 10
+  if opts ~= nil then
+    if type(opts) ~= "table" then error("cptokens.batch: options must be a table", 2) end
+    for k in pairs(opts) do
+      if not BATCH_OPTIONS[k] then
+        error("cptokens.batch: unknown option '" .. tostring(k) .. "'", 2)
+      end
+    end
+    if opts.concurrency ~= nil then
+      concurrency = opts.concurrency
+      if type(concurrency) ~= "number" or concurrency < 1 or concurrency > 1000
+        or concurrency ~= math.floor(concurrency) then
+        error("cptokens.batch: concurrency must be a whole number from 1 to 1000", 2)
+      end
+    end
+  end
+  local results, send, where = {}, {}, {}
+  for i = 1, #jobs do
+    local job = jobs[i]
+    if type(job) ~= "table" then
+      error("cptokens.batch: job " .. i .. " is not a table", 2)
+    end
+    for k in pairs(job) do
+      if not JOB_FIELDS[k] then
+        error("cptokens.batch: job " .. i .. ": unknown field '" .. tostring(k) .. "'", 2)
+      end
+    end
+    local expires_at, err
+    if job.op == "create" then
+      expires_at, err = create_expiry({ expires_in = job.expires_in, expires_at = job.expires_at })
+    elseif job.expires_in ~= nil or job.expires_at ~= nil then
+      error("cptokens.batch: job " .. i .. ": an expiry goes with create only", 2)
+    end
+    if err then
+      results[i] = { ok = false, err = err }
+    else
+      send[#send + 1] = { client = job.client, op = job.op, name = job.name,
+                          new_name = job.new_name, expires_at = expires_at }
+      where[#send] = i
+    end
+  end
+  local done = core.batch(send, concurrency)
+  for k = 1, #done do results[where[k]] = done[k] end
+  return results
+end
+
 return _M
