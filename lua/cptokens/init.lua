@@ -132,4 +132,7 @@ function _M.batch(jobs, opts)
   return results
 end
 
+_M.store = require "cptokens.store"
+require("cptokens.rotate").install(Client, _M)
+
 return _M

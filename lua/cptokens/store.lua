@@ -1,0 +1,233 @@
+--- Durable secret storage for cPanel API tokens.
+--
+-- A token file is JSON:
+--   { "name", "token", "create_time", "expires_at" (null: never), "url", "user",
+--     "cafile"?, "capath"? }
+-- written by core.atomic_write: a temporary file in the same directory, mode
+-- 0600 from its creation, written, fsync'd, renamed over the target, and the
+-- directory fsync'd. A reader sees the old file or the new one, never a mix,
+-- and nobody else can read it at any moment.
+--
+--   store.save(path, tok, conn)  -> true | nil, err
+--   store.load(path)             -> options, meta | nil, err
+--   store.check(path)            -> true | nil, err
+--
+-- Errors are cptokens error objects of kind "invalid"; their message names the
+-- path, never the token.
+--
+-- Portable across Lua 5.1 to 5.4 and LuaJIT.
+--
+-- @module cptokens.store
+local core = require "cptokens.core"
+local time = require "cptokens.time"
+local cjson = require("cjson.safe").new()
+
+local error, io_open, pcall, string_format, tostring, type =
+  error, io.open, pcall, string.format, tostring, type
+local math_floor, math_tointeger, math_type = math.floor, math.tointeger, math.type
+
+local _M = {}
+
+-- A token file is small; anything larger is not one.
+local MAX_FILE = 65536
+
+--- Escapes control bytes so that a message stays on one line.
+local function clean(s)
+  return (tostring(s):gsub("[%c\127]", function(c) return string_format("\\x%02X", c:byte()) end))
+end
+
+local function quote(s)
+  return '"' .. clean(s):gsub('"', '\\"') .. '"'
+end
+
+local function fail(msg, missing)
+  local err = core.error("invalid", "store: " .. clean(msg))
+  if missing then err.missing = true end
+  return nil, err
+end
+
+--- Checks a path argument: a string raises otherwise; "" or a NUL byte is invalid.
+local function check_path_arg(fn, path, level)
+  if type(path) ~= "string" then
+    error("cptokens.store." .. fn .. ": path must be a string, got " .. type(path), level + 1)
+  end
+  if path == "" then return fail("the path is empty") end
+  if path:find("\0", 1, true) then return fail("the path " .. quote(path) .. " contains a NUL byte") end
+  if #path >= 4000 then return fail("the path " .. quote(path:sub(1, 60) .. "...") .. " is too long") end
+  return true
+end
+
+----------------------------------------------------------------- encoding
+
+local function jstr(s)
+  return (cjson.encode(s))
+end
+
+-- An integral number as JSON digits (exact for integers; floats below 2^53 too).
+local function jnum(n)
+  if math_type and math_type(n) == "integer" then return string_format("%d", n) end
+  return string_format("%.0f", n)
+end
+
+local function is_epoch(v)
+  return type(v) == "number" and v == v and v >= 0 and v == math_floor(v) and v < 2 ^ 63
+end
+
+local function encode(tok, conn)
+  local parts = {
+    '"name":' .. jstr(tok.name),
+    '"token":' .. jstr(tok.token),
+    '"create_time":' .. (tok.create_time and jnum(tok.create_time) or "null"),
+    '"expires_at":' .. ((tok.expires_at and tok.expires_at ~= 0) and jnum(tok.expires_at) or "null"),
+    '"url":' .. jstr(conn.url),
+    '"user":' .. jstr(conn.user),
+  }
+  if conn.cafile then parts[#parts + 1] = '"cafile":' .. jstr(conn.cafile) end
+  if conn.capath then parts[#parts + 1] = '"capath":' .. jstr(conn.capath) end
+  return "{\n  " .. table.concat(parts, ",\n  ") .. "\n}\n"
+end
+
+----------------------------------------------------------------- decoding
+
+local function toint(v)
+  if math_tointeger then return math_tointeger(v) or v end
+  return v
+end
+
+-- An epoch field: exact digits from the raw text when it is a plain number
+-- (lua-cjson decodes numbers as doubles), nil for null/0/absent.
+local function epoch_field(obj, text, key)
+  local v = obj[key]
+  if v == nil or v == cjson.null then return nil end
+  if type(v) == "number" then
+    local raw = text:match('"' .. key .. '"%s*:%s*(%d+)%s*[,}]')
+    local e = time.to_epoch(raw or v)
+    if not e then return nil, key .. " is not a valid epoch" end
+    if e == 0 then return nil end
+    return toint(e)
+  end
+  if type(v) == "string" then
+    if v == "" or v == "0" then return nil end
+    local e = time.to_epoch(v)
+    if not e then return nil, key .. " is not a valid epoch" end
+    if e == 0 then return nil end
+    return toint(e)
+  end
+  return nil, key .. " is not a number"
+end
+
+local function plain_string(v)
+  return type(v) == "string" and v ~= "" and not v:find("[%c]")
+end
+
+--- Parses a token file's text: options, meta, or nil, reason.
+local function decode(text)
+  local obj = cjson.decode(text)
+  if type(obj) ~= "table" then return nil, "not a JSON object" end
+  if not plain_string(obj.name) then return nil, "no valid \"name\"" end
+  if not plain_string(obj.token) then return nil, "no valid \"token\"" end
+  if not plain_string(obj.url) then return nil, "no valid \"url\"" end
+  if not plain_string(obj.user) then return nil, "no valid \"user\"" end
+  local options = { url = obj.url, user = obj.user, token = obj.token }
+  for _, k in ipairs({ "cafile", "capath" }) do
+    local v = obj[k]
+    if v ~= nil and v ~= cjson.null then
+      if not plain_string(v) then return nil, "no valid \"" .. k .. "\"" end
+      options[k] = v
+    end
+  end
+  local create_time, why = epoch_field(obj, text, "create_time")
+  if why then return nil, why end
+  local expires_at
+  expires_at, why = epoch_field(obj, text, "expires_at")
+  if why then return nil, why end
+  return options, { name = obj.name, create_time = create_time, expires_at = expires_at }
+end
+
+-- The text of path: text, or nil, message, missing.
+local function read(path)
+  local f, msg, code = io_open(path, "rb")
+  if not f then
+    msg = tostring(msg)
+    if msg:sub(1, #path + 2) == path .. ": " then msg = msg:sub(#path + 3) end
+    return nil, "cannot read " .. quote(path) .. ": " .. msg, code == 2
+  end
+  local ok, text, rmsg = pcall(f.read, f, MAX_FILE + 1)
+  f:close()
+  if not ok or (text == nil and rmsg) then
+    return nil, "cannot read " .. quote(path) .. ": " .. tostring(ok and rmsg or text):gsub("^.*: ", "")
+  end
+  return text or ""
+end
+
+--------------------------------------------------------------------- API
+
+--- Writes a token file durably, mode 0600, replacing path atomically.
+-- @param path where to write
+-- @param tok { name, token, create_time, expires_at } as returned by client:create
+-- @param conn client:info() (or the client itself): url, user, cafile?, capath?
+-- @return true, or nil, err (kind "invalid", naming the path)
+function _M.save(path, tok, conn)
+  local ok, err = check_path_arg("save", path, 2)
+  if type(tok) ~= "table" or type(tok.name) ~= "string" or type(tok.token) ~= "string" then
+    error("cptokens.store.save: tok must be a token table with name and token", 2)
+  end
+  if type(conn) == "userdata" then
+    local ok_info, info = pcall(function() return conn:info() end)
+    if ok_info then conn = info end
+  end
+  if type(conn) ~= "table" or type(conn.url) ~= "string" or type(conn.user) ~= "string" then
+    error("cptokens.store.save: conn must be client:info() (a table with url and user)", 2)
+  end
+  if not ok then return nil, err end
+  for _, k in ipairs({ "create_time", "expires_at" }) do
+    if tok[k] ~= nil and not is_epoch(tok[k]) then
+      error("cptokens.store.save: tok." .. k .. " must be a whole number of Unix seconds", 2)
+    end
+  end
+  if not plain_string(tok.token) then return fail("the token is empty or has control characters") end
+  local msg
+  ok, msg = core.atomic_write(path, encode(tok, conn))
+  if not ok then return fail(msg) end
+  return true
+end
+
+--- Reads a token file back.
+-- @return options (for cptokens.new: url, user, token, cafile?, capath?),
+--   meta ({ name, create_time, expires_at }); or nil, err (err.missing is
+--   true when the file does not exist)
+function _M.load(path)
+  local ok, err = check_path_arg("load", path, 2)
+  if not ok then return nil, err end
+  local text, msg, missing = read(path)
+  if not text then return fail(msg, missing) end
+  if #text > MAX_FILE then return fail(quote(path) .. " is too large to be a token file") end
+  local options, meta = decode(text)
+  if not options then return fail(quote(path) .. " is not a cptokens token file: " .. meta) end
+  return options, meta
+end
+
+--- Whether a token could be saved at path, checked before a token is made:
+-- the directory exists and a file can really be created in it, and what is at
+-- path now (if anything) is an empty file or a token file -- never something
+-- else that saving would destroy.
+-- @return true, or nil, err
+function _M.check(path)
+  local ok, err = check_path_arg("check", path, 2)
+  if not ok then return nil, err end
+  local msg
+  ok, msg = core.writable(path)
+  if not ok then return fail(msg) end
+  local text, _, missing = read(path)
+  if not text then
+    if missing then return true end
+    return fail("cannot read " .. quote(path) .. " to check what it holds")
+  end
+  if not text:find("%S") then return true end
+  if #text > MAX_FILE or not decode(text) then
+    return fail(quote(path) .. " exists and is not a cptokens token file; refusing to overwrite it")
+  end
+  return true
+end
+
+return _M

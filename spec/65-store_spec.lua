@@ -1,0 +1,278 @@
+-- Durable secret storage: cptokens.store (save, load, check).
+local H = require "spec.helpers"
+local server = require "spec.support.server"
+local cptokens = require "cptokens"
+local store = require "cptokens.store"
+local cjson = require "cjson"
+
+local ALICE_PW = "alice-Pa55word!"
+local TOKEN = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+local function sh_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function capture(cmd)
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+local function write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(text))
+  f:close()
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function mode(path)
+  return (capture("stat -c %a " .. sh_quote(path)):gsub("%s+$", ""))
+end
+
+-- The interpreter running this suite (lua5.x, luajit, or make test-asan's build/asan/lua),
+-- for the subprocesses.
+local LUA = os.getenv("CPTOKENS_LUA")
+  or (type(arg) == "table" and type(arg[-1]) == "string" and arg[-1])
+  or (rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+")))
+
+describe("cptokens.store", function()
+  local srv, tmp
+  local dirs = 0
+
+  setup(function()
+    srv = server.start()
+    tmp = capture("mktemp -d /tmp/cptokens-store.XXXXXX"):gsub("%s+$", "")
+    assert(tmp:match("^/tmp/cptokens%-store%.%w+$"))
+  end)
+  teardown(function()
+    if srv then srv:stop() end
+    if tmp then os.execute("rm -rf " .. sh_quote(tmp)) end
+  end)
+  before_each(function() srv:reset() end)
+
+  local function fresh_dir()
+    dirs = dirs + 1
+    local d = tmp .. "/d" .. dirs
+    assert(os.execute("mkdir -p " .. sh_quote(d)))
+    return d
+  end
+
+  local function files_in(dir)
+    local out = {}
+    for f in capture("ls -A " .. sh_quote(dir)):gmatch("[^\n]+") do out[#out + 1] = f end
+    table.sort(out)
+    return out
+  end
+
+  local function conn()
+    return { url = srv.url, user = "alice", cafile = srv.cafile, credential = "password", insecure = false,
+             timeout = 30, connect_timeout = 10, max_response = 16777216 }
+  end
+
+  local TOK = { name = "deploy-20260101000000", token = TOKEN, create_time = 1767225600, expires_at = 1769817600 }
+
+  local function invalid(value, err)
+    assert.is_nil(value)
+    assert.is_true(cptokens.is_error(err), tostring(err))
+    assert.are.equal("invalid", err.kind, tostring(err))
+    assert.is_nil(err.message:find("\n"))
+    H.assert_no_secret(err, { TOKEN, ALICE_PW })
+    return err
+  end
+
+  describe("save", function()
+    it("writes JSON with the token and how to reach the account, mode 0600, nothing else beside it", function()
+      local dir = fresh_dir()
+      local path = dir .. "/token.json"
+      assert.is_true(store.save(path, TOK, conn()))
+      assert.are.equal("600", mode(path))
+      assert.are.same({ "token.json" }, files_in(dir))
+      local doc = cjson.decode(read_file(path))
+      assert.are.same({ name = TOK.name, token = TOKEN, create_time = TOK.create_time, expires_at = TOK.expires_at,
+                        url = srv.url, user = "alice", cafile = srv.cafile }, doc)
+    end)
+
+    it("writes null for a token that never expires, and takes a client as conn", function()
+      local path = fresh_dir() .. "/token.json"
+      local c = assert(cptokens.new { url = srv.url, user = "alice", password = ALICE_PW, cafile = srv.cafile })
+      assert.is_true(store.save(path, { name = "n", token = TOKEN, create_time = 1 }, c))
+      local text = read_file(path)
+      assert.is_truthy(text:find('"expires_at":null', 1, true), text)
+      local doc = cjson.decode(text)
+      assert.are.equal(srv.url, doc.url)
+      assert.is_nil(text:find(ALICE_PW, 1, true), "the client's own credential is not in the file")
+    end)
+
+    it("replaces an existing file atomically and keeps mode 0600 under any umask", function()
+      local dir = fresh_dir()
+      local path = dir .. "/token.json"
+      write_file(path, "old")
+      os.execute("chmod 644 " .. sh_quote(path))
+      local script = dir .. "/save.lua"
+      write_file(script, [[
+local build = os.getenv("CPTOKENS_BUILD") or "build/5.4"
+package.cpath = build .. "/?.so;" .. package.cpath
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+local store = require "cptokens.store"
+assert(store.save(os.getenv("CPT_PATH"), { name = "n", token = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345", create_time = 1 },
+                  { url = "https://127.0.0.1:2083", user = "alice" }))
+]])
+      local out = capture("umask 000; CPT_PATH=" .. sh_quote(path) .. " " .. sh_quote(LUA) .. " " .. sh_quote(script)
+        .. " 2>&1; echo status=$?")
+      assert.is_truthy(out:find("status=0", 1, true), out)
+      os.remove(script)
+      assert.are.equal("600", mode(path))
+      assert.are.same({ "token.json" }, files_in(dir))
+      assert.are.equal("n", cjson.decode(read_file(path)).name)
+    end)
+
+    it("fails with the path named when the directory is missing or not writable", function()
+      for _, path in ipairs { tmp .. "/missing/token.json", "/proc/cptokens-token.json" } do
+        local err = invalid(store.save(path, TOK, conn()))
+        assert.is_truthy(err.message:find(path, 1, true), err.message)
+        assert.is_truthy(err.message:find("^store: "), err.message)
+      end
+    end)
+
+    it("leaves nothing behind when the rename fails (the target is a directory)", function()
+      local dir = fresh_dir()
+      local path = dir .. "/token.json"
+      assert(os.execute("mkdir " .. sh_quote(path) .. " && touch " .. sh_quote(path .. "/keep")))
+      invalid(store.save(path, TOK, conn()))
+      assert.are.same({ "token.json" }, files_in(dir))
+      assert.are.same({ "keep" }, files_in(path))
+    end)
+
+    it("leaves the previous file intact and no temporary file when a write fails (file size limit)", function()
+      local dir = fresh_dir()
+      local path = dir .. "/token.json"
+      assert(store.save(path, TOK, conn()))
+      local before = read_file(path)
+      local script = dir .. "/big.lua"
+      write_file(script, [[
+local build = os.getenv("CPTOKENS_BUILD") or "build/5.4"
+package.cpath = build .. "/?.so;" .. package.cpath
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+local store = require "cptokens.store"
+local ok, err = store.save(os.getenv("CPT_PATH"), { name = "n", token = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345",
+  create_time = 1 }, { url = "https://127.0.0.1:2083", user = "alice", cafile = ("/x"):rep(20000) })
+io.write(ok and "saved" or tostring(err))
+]])
+      -- Writes past 4 KiB fail with EFBIG (SIGXFSZ ignored) after the temporary file exists.
+      local out = capture("cd " .. sh_quote(os.getenv("PWD") or ".") .. " && (ulimit -f 8; trap '' XFSZ; CPT_PATH="
+        .. sh_quote(path) .. " " .. sh_quote(LUA) .. " " .. sh_quote(script) .. ") 2>&1")
+      os.remove(script)
+      assert.is_truthy(out:find("cptokens: invalid: store: cannot write", 1, true), out)
+      assert.are.equal(before, read_file(path))
+      assert.are.same({ "token.json" }, files_in(dir))
+    end)
+
+    it("raises for misuse, refuses an empty path", function()
+      assert.has_error(function() store.save(nil, TOK, conn()) end)
+      assert.has_error(function() store.save("/tmp/x.json", nil, conn()) end)
+      assert.has_error(function() store.save("/tmp/x.json", { name = "n" }, conn()) end)
+      assert.has_error(function() store.save("/tmp/x.json", TOK, nil) end)
+      assert.has_error(function() store.save("/tmp/x.json", TOK, { url = srv.url }) end)
+      assert.has_error(function()
+        store.save("/tmp/x.json", { name = "n", token = TOKEN, create_time = "soon" }, conn())
+      end)
+      invalid(store.save("", TOK, conn()))
+      invalid(store.save("a\0b", TOK, conn()))
+    end)
+  end)
+
+  describe("load", function()
+    it("gives back options cptokens.new takes as they are, and the token's dates", function()
+      local c = assert(cptokens.new { url = srv.url, user = "alice", password = ALICE_PW, cafile = srv.cafile })
+      local tok = assert(c:create("stored", { expires_in = "1h" }))
+      local path = fresh_dir() .. "/token.json"
+      assert(store.save(path, tok, c:info()))
+      local opts, meta = store.load(path)
+      assert.are.same({ url = srv.url, user = "alice", token = tok.token, cafile = srv.cafile }, opts)
+      assert.are.same({ name = "stored", create_time = tok.create_time, expires_at = tok.expires_at }, meta)
+      if math.type then
+        assert.are.equal("integer", math.type(meta.create_time))
+        assert.are.equal("integer", math.type(meta.expires_at))
+      end
+      local tc = assert(cptokens.new(opts))
+      assert.are.equal("stored", assert(tc:list())[1].name)
+    end)
+
+    it("keeps expiry values exact beyond what a double holds (Lua 5.3+)", function()
+      if not math.type then return end
+      local path = fresh_dir() .. "/token.json"
+      local big = 67767976233521999
+      assert(store.save(path, { name = "n", token = TOKEN, create_time = 1, expires_at = big }, conn()))
+      assert.is_truthy(read_file(path):find("67767976233521999", 1, true))
+      local _, meta = assert(store.load(path))
+      assert.are.equal(big, meta.expires_at)
+    end)
+
+    it("fails for a missing file (err.missing), and for anything that is not a token file", function()
+      local dir = fresh_dir()
+      local err = invalid(store.load(dir .. "/none.json"))
+      assert.is_true(err.missing)
+      assert.is_truthy(err.message:find(dir .. "/none.json", 1, true), err.message)
+      local bad = {
+        "", "not json", "[1,2]", '{"name":"n"}',
+        '{"name":"n","token":"' .. TOKEN .. '","user":"alice"}',
+        '{"name":"n","token":"' .. TOKEN .. '","url":"https://h","user":"alice","create_time":"soon"}',
+        '{"name":"n","token":"' .. TOKEN .. '","url":"https://h","user":"alice","expires_at":-5}',
+        '{"name":"n","token":"' .. TOKEN .. '","url":"https://h","user":"alice","cafile":7}',
+        '{"name":"n","token":"' .. TOKEN .. '","url":"https://h\\n","user":"alice"}',
+      }
+      for i, text in ipairs(bad) do
+        local path = dir .. "/bad" .. i .. ".json"
+        write_file(path, text)
+        err = invalid(store.load(path))
+        assert.is_nil(err.missing)
+        assert.is_truthy(err.message:find(path, 1, true), err.message)
+      end
+      write_file(dir .. "/huge.json", ("x"):rep(70000))
+      invalid(store.load(dir .. "/huge.json"))
+      invalid(store.load(dir)) -- a directory
+      assert.has_error(function() store.load(42) end)
+    end)
+
+    it("reads never-expiring tokens, and files written by hand with quoted numbers", function()
+      local path = fresh_dir() .. "/token.json"
+      write_file(path, '{"name":"n","token":"' .. TOKEN .. '","url":"https://h:2083","user":"alice",'
+        .. '"create_time":"1767225600","expires_at":0}')
+      local opts, meta = assert(store.load(path))
+      assert.are.same({ url = "https://h:2083", user = "alice", token = TOKEN }, opts)
+      assert.are.same({ name = "n", create_time = 1767225600 }, meta)
+    end)
+  end)
+
+  describe("check", function()
+    it("accepts a new file in a writable directory, an empty file, and a token file", function()
+      local dir = fresh_dir()
+      assert.is_true(store.check(dir .. "/new.json"))
+      write_file(dir .. "/empty.json", "")
+      assert.is_true(store.check(dir .. "/empty.json"))
+      assert(store.save(dir .. "/token.json", TOK, conn()))
+      assert.is_true(store.check(dir .. "/token.json"))
+      assert.are.same({ "empty.json", "token.json" }, files_in(dir))
+    end)
+
+    it("refuses a missing or unwritable directory, a directory, and a file that is not a token file", function()
+      local dir = fresh_dir()
+      write_file(dir .. "/notes.txt", "precious\n")
+      for _, path in ipairs { dir .. "/missing/t.json", "/proc/t.json", dir, dir .. "/notes.txt",
+                              dir .. "/notes.txt/t.json" } do
+        local err = invalid(store.check(path))
+        assert.is_truthy(err.message:find(path, 1, true), err.message)
+      end
+      assert.are.equal("precious\n", read_file(dir .. "/notes.txt"))
+      assert.are.same({ "notes.txt" }, files_in(dir))
+    end)
+  end)
+end)
