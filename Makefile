@@ -91,8 +91,10 @@ install: all
 	install -d $(DESTDIR)$(LIBDIR)/cptokens $(DESTDIR)$(LUADIR)/cptokens
 	install -m 0755 $(SO) $(DESTDIR)$(LIBDIR)/cptokens/core.so
 	install -m 0644 $(LUAFILES) $(DESTDIR)$(LUADIR)/cptokens/
+	@# The launcher runs the Lua it was installed for.
 	if [ -f bin/cptokens ]; then install -d $(DESTDIR)$(BINDIR) && \
-	  install -m 0755 bin/cptokens $(DESTDIR)$(BINDIR)/cptokens; fi
+	  sed '1s|^#!.*|#!/usr/bin/env $(LUA)|' bin/cptokens > $(DESTDIR)$(BINDIR)/cptokens && \
+	  chmod 0755 $(DESTDIR)$(BINDIR)/cptokens; fi
 
 # For `luarocks make`: a clean build in its own folder, whatever Lua it targets.
 rock:
