@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cptokens.h"
 
@@ -149,9 +150,11 @@ static int push_created(lua_State *L, const cpt_request_t *rq, int data, long st
   if (lua_type(L, data) != LUA_TTABLE)
     return cpt_error(L, CPT_EPROTOCOL, status, "create: the reply has no token data");
   lua_getfield(L, data, "token");
+  /* Type first: lua_tolstring would turn a number into a string in place. */
+  if (lua_type(L, -1) != LUA_TSTRING)
+    return cpt_error(L, CPT_EPROTOCOL, status, "create: the reply has no usable token value");
   token = lua_tolstring(L, -1, &n);
-  if (lua_type(L, -1) != LUA_TSTRING || n == 0 || n > 1024 ||
-      cpt_check_header_value(token, n) != 0)
+  if (n == 0 || n > 1024 || cpt_check_header_value(token, n) != 0)
     return cpt_error(L, CPT_EPROTOCOL, status, "create: the reply has no usable token value");
   lua_getfield(L, data, "create_time");
   if (get_epoch(L, -1, 0, &create_time) != 0)
@@ -207,9 +210,13 @@ static int push_list(lua_State *L, int data, long status) {
     if (lua_type(L, -1) != LUA_TTABLE)
       return cpt_error(L, CPT_EPROTOCOL, status, "list: entry %d is not an object", i + 1);
     lua_getfield(L, -1, "name");
-    /* The string stays referenced by the decoded data (still on the stack). */
+    /* Type first: lua_tolstring would convert a number in place, and that new
+     * string would not be referenced by the decoded data once popped. A real
+     * string stays referenced by the decoded data (still on the stack). */
+    if (lua_type(L, -1) != LUA_TSTRING)
+      return cpt_error(L, CPT_EPROTOCOL, status, "list: entry %d has no name", i + 1);
     e[i].name = lua_tolstring(L, -1, &e[i].name_len);
-    if (lua_type(L, -1) != LUA_TSTRING || e[i].name_len == 0)
+    if (e[i].name_len == 0)
       return cpt_error(L, CPT_EPROTOCOL, status, "list: entry %d has no name", i + 1);
     lua_getfield(L, -2, "create_time");
     if (get_epoch(L, -1, 0, &e[i].create_time) != 0)
@@ -249,7 +256,10 @@ static const char *skip_space(const char *s, const char *end) {
 }
 
 static int looks_html(const char *ctype, const char *p, const char *end) {
-  if (ctype != NULL && strstr(ctype, "html") != NULL) return 1;
+  if (ctype != NULL) {
+    for (; *ctype; ctype++)
+      if (strncasecmp(ctype, "html", 4) == 0) return 1;
+  }
   return p < end && *p == '<';
 }
 

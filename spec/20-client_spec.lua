@@ -225,6 +225,15 @@ describe("core.request / core.response, for transports other than libcurl", func
     _, err = core.response(list, 200, "application/json",
                            '{"status":1,"data":[{"name":"a","create_time":"soon"}]}')
     assert.are.equal("protocol", err.kind)
+    -- a number where a string belongs is refused, not converted (was a use-after-free)
+    _, err = core.response(list, 200, "application/json",
+                           '{"status":1,"data":[{"name":123,"create_time":1}]}')
+    assert.are.equal("protocol", err.kind)
+    _, err = core.response(assert(c:_prepare("create", "n")), 200, "application/json",
+                           '{"status":1,"data":{"token":12345,"create_time":1}}')
+    assert.are.equal("protocol", err.kind)
+    _, err = core.response(list, 200, "Text/HTML; charset=UTF-8", '{"status":1,"data":[]}')
+    assert.are.equal("auth", err.kind)
     _, err = core.response(list, 204, "application/json", "")
     assert.are.equal("protocol", err.kind)
     _, err = core.response(list, 404, "text/html", "<h1>nope</h1>")
