@@ -14,12 +14,53 @@ local _M = {
 
 local Client = core.Client  -- the methods table of cptokens.Client userdata
 
+-- OpenResty: nginx's `ngx` table, checked once; outside nginx the libcurl
+-- methods are used as they are, at no extra cost.
+local ngx = rawget(_G, "ngx")
+local ngx_transport = ngx and require "cptokens.ngx"
+local forced = setmetatable({}, { __mode = "k" }) -- client -> "curl" | "ngx" (option transport)
+
 --- Creates a client. Misuse raises; bad values return nil, err (kind "invalid").
+-- transport = "curl" | "ngx" forces a transport (default: chosen per call, see README).
 function _M.new(opts)
   if type(opts) ~= "table" then
     error("cptokens.new: expected a table of options, got " .. type(opts), 2)
   end
-  return core.new(opts)
+  local transport = opts.transport
+  if transport == nil then return core.new(opts) end
+  if transport ~= "curl" and transport ~= "ngx" then
+    error("cptokens.new: option 'transport' must be \"curl\" or \"ngx\"", 2)
+  end
+  local copy = {}
+  for k, v in pairs(opts) do
+    if k ~= "transport" then copy[k] = v end
+  end
+  local client, err = core.new(copy)
+  if not client then return nil, err end
+  if transport == "ngx" then
+    local why = not ngx_transport and "it needs OpenResty (nginx with the Lua module)"
+      or ngx_transport.unsupported_for(client)
+    if why then
+      client:close()
+      return nil, core.error("invalid", "transport 'ngx': " .. why)
+    end
+  end
+  forced[client] = transport
+  return client
+end
+
+--- The transport client's next call would use here and now: "curl" or "ngx";
+-- or nil, err when it has none (transport = "ngx" where cosockets are off).
+function _M.transport(client)
+  local t = forced[client]
+  if not ngx_transport then return t or "curl" end
+  local ok, why = ngx_transport.available()
+  if t == "ngx" then
+    if ok then return "ngx" end
+    return nil, core.error("invalid", "transport 'ngx' cannot be used here: " .. why)
+  end
+  if t == "curl" or not ok or ngx_transport.unsupported_for(client) then return "curl" end
+  return "ngx"
 end
 
 --- A new error object: cptokens.error(kind, message [, status]).
@@ -130,6 +171,35 @@ function _M.batch(jobs, opts)
   local done = core.batch(send, concurrency)
   for k = 1, #done do results[where[k]] = done[k] end
   return results
+end
+
+-- info() names a forced transport, so that a sibling client made from it keeps it.
+local c_info = Client.info
+function Client:info()
+  local info = c_info(self)
+  info.transport = forced[self]
+  return info
+end
+
+-- Inside nginx: each call picks its transport (see _M.transport).
+if ngx_transport then
+  local c_create, c_list, c_revoke, c_rename = Client._create, Client.list, Client.revoke, Client.rename
+  local transport, perform = _M.transport, ngx_transport.perform
+
+  local function call(self, op, c_method, a, b)
+    local t, err = transport(self)
+    if t == "curl" then return c_method(self, a, b) end
+    if not t then
+      err.message = op .. ": " .. err.message
+      return nil, err
+    end
+    return perform(self, op, a, b)
+  end
+
+  function Client:_create(name, expires_at) return call(self, "create", c_create, name, expires_at) end
+  function Client:list() return call(self, "list", c_list) end
+  function Client:revoke(name) return call(self, "revoke", c_revoke, name) end
+  function Client:rename(name, new_name) return call(self, "rename", c_rename, name, new_name) end
 end
 
 _M.store = require "cptokens.store"

@@ -2,8 +2,9 @@
 Runs the fake cPanel/WHM server (spec/support/fake) under nginx for busted specs.
 
   local server = require "spec.support.server"
-  local srv = server.start()   -- temp dir, test CA + certificate, nginx on 5 free ports
+  local srv = server.start()   -- temp dir, test CA + certificates, nginx on 6 free ports
   srv.url, srv.localhost_url, srv.whm_url, srv.http_url, srv.other_url, srv.cafile, srv.dir, srv.accounts
+  srv.expired_url   -- the cPanel API behind a certificate from the same CA that has expired
   srv:reset()  srv:fault(mode, params)  srv:clear_faults()  srv:set(opts)
   srv:log()  srv:count(filter)  srv:seed_token(user, t)  srv:tokens(user)
   srv:stop()
@@ -128,10 +129,29 @@ subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 ]]
 
--- A CA and a server certificate signed by it (EC P-256: fast to generate).
+-- `openssl ca` (OpenSSL 3.0's x509 -req cannot set past dates) for a certificate that has expired.
+local EXPIRED_CA_CONF = [[
+[ca]
+default_ca = expired
+[expired]
+database = @DIR@/expired-index.txt
+new_certs_dir = @DIR@
+serial = @DIR@/expired.srl
+default_md = sha256
+policy = any
+unique_subject = no
+[any]
+commonName = supplied
+]]
+
+-- A CA and a server certificate signed by it (EC P-256: fast to generate),
+-- and the same certificate again with validity dates long past (expired.pem).
 local function make_certs(dir)
   write_file(dir .. "/ca.cnf", CA_CONF)
   write_file(dir .. "/server.ext", SERVER_EXT)
+  write_file(dir .. "/expired-ca.cnf", (EXPIRED_CA_CONF:gsub("@DIR@", dir)))
+  write_file(dir .. "/expired-index.txt", "")
+  write_file(dir .. "/expired.srl", "1000\n")
   local d = shell_quote(dir)
   local log = " >>" .. d .. "/openssl.log 2>&1"
   local cmds = {
@@ -143,6 +163,9 @@ local function make_certs(dir)
     "openssl x509 -req -in " .. d .. "/server.csr -CA " .. d .. "/ca.pem -CAkey " .. d .. "/ca.key"
       .. " -CAcreateserial -CAserial " .. d .. "/ca.srl -days 7 -extfile " .. d .. "/server.ext -out "
       .. d .. "/server.pem",
+    "openssl ca -batch -notext -config " .. d .. "/expired-ca.cnf -cert " .. d .. "/ca.pem -keyfile "
+      .. d .. "/ca.key -in " .. d .. "/server.csr -extfile " .. d .. "/server.ext"
+      .. " -startdate 20200101000000Z -enddate 20200102000000Z -out " .. d .. "/expired.pem",
   }
   for _, cmd in ipairs(cmds) do
     if not execute(cmd .. log) then
@@ -159,7 +182,7 @@ local function render_config(self, ports)
     DIR = self.dir,
     FAKE_DIR = fake_dir(),
     CPANEL_PORT = ports.cpanel, WHM_PORT = ports.whm, HTTP_PORT = ports.http,
-    OTHER_PORT = ports.other, CONTROL_PORT = ports.control,
+    OTHER_PORT = ports.other, CONTROL_PORT = ports.control, EXPIRED_PORT = ports.expired,
     -- as root, workers would run as nobody and could not use the private temp dir
     USER_DIRECTIVE = capture("id -u"):match("^0%s") and "user root;" or "",
   }
@@ -172,8 +195,8 @@ end
 
 local function launch(self)
   make_certs(self.dir)
-  local p = free_ports(5)
-  local ports = { cpanel = p[1], whm = p[2], http = p[3], other = p[4], control = p[5] }
+  local p = free_ports(6)
+  local ports = { cpanel = p[1], whm = p[2], http = p[3], other = p[4], control = p[5], expired = p[6] }
   render_config(self, ports)
   self.ports = ports
   self.url = "https://127.0.0.1:" .. ports.cpanel
@@ -183,6 +206,7 @@ local function launch(self)
   self.http_url = "http://127.0.0.1:" .. ports.http
   self.other_url = "https://127.0.0.1:" .. ports.other
   self.control_url = "http://127.0.0.1:" .. ports.control
+  self.expired_url = "https://127.0.0.1:" .. ports.expired
 
   local d = shell_quote(self.dir)
   local started = execute(NGINX .. " -p " .. d .. "/ -c " .. d .. "/nginx.conf -e " .. d .. "/error.log >"
@@ -194,7 +218,7 @@ local function launch(self)
   if not started then fail("nginx failed to start") end
 
   local deadline = socket.gettime() + START_TIMEOUT
-  local pending = { ports.cpanel, ports.whm, ports.http, ports.other, ports.control }
+  local pending = { ports.cpanel, ports.whm, ports.http, ports.other, ports.control, ports.expired }
   while true do
     if not self.pid then
       self.pid = tonumber(read_file(self.dir .. "/nginx.pid") or "")
