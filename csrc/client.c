@@ -287,7 +287,10 @@ static int perform(lua_State *L, cpt_client_t *c, cpt_op_t op, const char *name,
   /* The headers were only needed for this request. */
   cpt_buf_clear(&c->rq.auth);
   cpt_buf_clear(&c->rq.otp);
-  return cpt_client_result(L, &c->rq, x);
+  rc = cpt_client_result(L, &c->rq, x);
+  /* A created token's only copy is now the Lua string: wipe the reply. */
+  cpt_curl_wipe_reply(c->curl);
+  return rc;
 }
 
 /* client:_create(name [, expires_at]) -> token table, or nil, err */

@@ -149,6 +149,9 @@ typedef struct cpt_xfer {
   cpt_buf_t body;
   size_t max_response;
   int overflow;
+  const char *form;  /* a POST's form body, read by libcurl through on_read, */
+  size_t form_len;   /* from form_off on; it is never rewound, so libcurl     */
+  size_t form_off;   /* cannot resend a POST by itself (see xfer_begin)       */
   char errbuf[256];  /* CURL_ERROR_SIZE */
   /* outcome */
   const char *kind;  /* NULL: a reply arrived (status, ctype, body) */
@@ -162,6 +165,8 @@ CPT_HIDDEN cpt_curl_t *cpt_curl_new(const cpt_opts_t *o, char *msg, size_t msgle
 CPT_HIDDEN void cpt_curl_free(cpt_curl_t *c);
 /* Sends rq on the client's own handle and waits; the outcome is in the returned xfer. */
 CPT_HIDDEN cpt_xfer_t *cpt_curl_perform(cpt_curl_t *c, const cpt_request_t *rq);
+/* Wipes the client's last reply (it may hold a created token). */
+CPT_HIDDEN void cpt_curl_wipe_reply(cpt_curl_t *c);
 
 /* One job of a batch: a built request, the client handle whose options it uses. */
 typedef struct cpt_job {

@@ -33,6 +33,23 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud) {
   return len;
 }
 
+/*
+ * Hands libcurl the form body of a POST. There is deliberately no seek
+ * callback: when a reused connection dies after the body went out, libcurl
+ * would otherwise rewind and send the request again on a fresh connection.
+ * That is right for list (a GET) but a blind retry of create, rename or
+ * revoke, which the server may already have carried out. Unable to rewind,
+ * libcurl fails the transfer instead (CURLE_SEND_FAIL_REWIND: "network").
+ */
+static size_t on_read(char *p, size_t size, size_t n, void *ud) {
+  cpt_xfer_t *x = ud;
+  size_t len = x->form_len - x->form_off;
+  if (len > size * n) len = size * n;
+  if (len) memcpy(p, x->form + x->form_off, len);
+  x->form_off += len;
+  return len;
+}
+
 #define SETOPT(opt, val)                                                  \
   do {                                                                    \
     if (curl_easy_setopt(c->easy, (opt), (val)) != CURLE_OK) goto fail;  \
@@ -159,8 +176,13 @@ static int xfer_begin(cpt_xfer_t *x, const cpt_request_t *rq) {
     return -1;
   }
   if (rq->post) {
+    x->form = rq->body.p ? rq->body.p : "";
+    x->form_len = rq->body.len;
+    x->form_off = 0;
+    curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(easy, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(easy, CURLOPT_READDATA, x);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long)rq->body.len);
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, rq->body.p ? rq->body.p : "");
   } else {
     curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
   }
@@ -186,7 +208,8 @@ static void xfer_end(cpt_xfer_t *x, CURLcode rc) {
     snprintf(x->ctype, sizeof x->ctype, "%s", ctype ? ctype : "");
   }
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
-  curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL);
+  x->form = NULL;
+  x->form_len = x->form_off = 0;
   if (x->headers) free_headers(x->headers);
   x->headers = NULL;
 }
@@ -200,6 +223,10 @@ cpt_xfer_t *cpt_curl_perform(cpt_curl_t *c, const cpt_request_t *rq) {
     c->x.headers = NULL;
   }
   return &c->x;
+}
+
+void cpt_curl_wipe_reply(cpt_curl_t *c) {
+  cpt_buf_clear(&c->x.body);
 }
 
 /* ---- batches: one multi handle, bounded concurrency ------------------------- */

@@ -118,12 +118,25 @@ static int push_messages(lua_State *L, int idx, const char *field) {
 /* An API failure: nil, {kind = "api", message, errors, status}. */
 static int api_error(lua_State *L, int obj, const char *field, long status) {
   int n = push_messages(L, obj, field); /* array, message */
-  char msg[512];
+  char msg[512], *c;
   const char *m = lua_tostring(L, -1);
   if (n == 0)
     snprintf(msg, sizeof msg, "the API call failed without a message");
   else
     snprintf(msg, sizeof msg, "%s", m);
+  /* The message is one line whatever the server sent (err.errors keeps the text as is). */
+  for (c = msg; *c; c++)
+    if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = ' ';
+  /* Cut short: do not end in the middle of a UTF-8 character. */
+  if (m != NULL && strlen(m) >= sizeof msg) {
+    size_t k = strlen(msg), i = k;
+    while (i > 0 && ((unsigned char)msg[i - 1] & 0xC0) == 0x80) i--;
+    if (i > 0 && ((unsigned char)msg[i - 1] & 0x80)) {
+      unsigned char lead = (unsigned char)msg[i - 1];
+      size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+      if (k - (i - 1) < need) msg[i - 1] = '\0'; /* an incomplete last character */
+    }
+  }
   lua_pop(L, 1);
   return cpt_error_with(L, CPT_EAPI, status, -1, msg);
 }
