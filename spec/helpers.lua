@@ -43,7 +43,18 @@ function H.assert_no_secret(v, secrets)
   local mime = require "mime"
   for _, s in ipairs(H.strings(v)) do
     for _, secret in ipairs(secrets) do
-      assert(not s:find(secret, 1, true), "a secret leaked into: " .. s:gsub(secret, "<SECRET>"))
+      if s:find(secret, 1, true) then
+        -- never print the secret itself into the test log: mask it (plain, not a pattern)
+        local masked, from = {}, 1
+        while true do
+          local i, j = s:find(secret, from, true)
+          if not i then break end
+          masked[#masked + 1] = s:sub(from, i - 1) .. "<SECRET>"
+          from = j + 1
+        end
+        masked[#masked + 1] = s:sub(from)
+        error("a secret leaked into: " .. table.concat(masked), 2)
+      end
       local b64 = (mime.b64(secret))
       assert(not s:find(b64, 1, true), "a secret (base64) leaked into a value")
     end
