@@ -282,7 +282,7 @@ int cpt_curl_batch(cpt_job_t *jobs, size_t n, int concurrency) {
   CURLM *multi = curl_multi_init();
   CURLSH *share = curl_share_init();
   size_t next = 0;
-  int running = 0, active = 0, rc = 0;
+  int running = 0, active = 0, finished, rc = 0;
   if (multi == NULL || share == NULL) {
     fail_all(jobs, n, "libcurl could not set up a batch");
     rc = -1;
@@ -309,6 +309,7 @@ int cpt_curl_batch(cpt_job_t *jobs, size_t n, int concurrency) {
       rc = -1;
       break;
     }
+    finished = 0;
     while ((m = curl_multi_info_read(multi, &left)) != NULL) {
       cpt_job_t *j = NULL;
       if (m->msg != CURLMSG_DONE) continue;
@@ -317,7 +318,10 @@ int cpt_curl_batch(cpt_job_t *jobs, size_t n, int concurrency) {
       xfer_end(&j->x, m->data.result);
       drop_handle(&j->x);
       active--;
+      finished++;
     }
+    /* Freed slots take the next jobs now, not after the next socket event. */
+    if (finished && next < n) continue;
     if (active > 0 && running > 0 && curl_multi_poll(multi, NULL, 0, 1000, NULL) != CURLM_OK) {
       fail_all(jobs, n, "libcurl failed while waiting in the batch");
       rc = -1;
