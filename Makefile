@@ -34,6 +34,8 @@ LUAFILES := $(wildcard lua/cptokens/*.lua)
 BUSTED := $(LUA) /usr/bin/busted
 
 .PHONY: all deps test test-all test-suite test-valgrind lint demo install clean check-rockspec rock install-rock
+.PHONY: test-asan fuzz test-soak
+.PHONY: bench
 
 all: $(SO)
 
@@ -58,11 +60,12 @@ test: deps
 	$(MAKE) check-rockspec
 
 # The whole suite on every Lua the users run.
-ALL_LUAS := 5.1 5.2 5.3 5.4 luajit
+# (ALL_LUAS may also be given with underscores: ALL_LUAS=5.1_luajit)
+ALL_LUAS ?= 5.1 5.2 5.3 5.4 luajit
 test-all: deps
 	@sh scripts/deps.sh lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
 	  luajit2 libluajit2-5.1-dev
-	@set -e; for v in $(ALL_LUAS); do \
+	@set -e; for v in $(subst _, ,$(ALL_LUAS)); do \
 	  echo "== Lua $$v"; \
 	  $(MAKE) --no-print-directory LUA_VERSION=$$v all; \
 	  $(MAKE) --no-print-directory LUA_VERSION=$$v test-suite; \
@@ -73,9 +76,62 @@ test-suite: all
 
 test-valgrind: all
 	CPTOKENS_BUILD=$(BUILD) CPTOKENS_VALGRIND=1 valgrind --quiet \
-	  --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99 \
+	  --leak-check=full --show-leak-kinds=definite,indirect \
+	  --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
 	  --suppressions=spec/support/valgrind.supp \
-	  $(BUSTED) --exclude-tags=slow,novalgrind
+	  $(BUSTED) --exclude-tags=slow,novalgrind,manual,soak
+
+# ---- memory safety, fuzzing, load ---------------------------------------------
+# Sanitizer builds use clang (Debian: clang, libclang-rt-14-dev), each in its own folder.
+SAN_CC     ?= clang
+SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+              -fno-omit-frame-pointer -g -O1
+ASAN_BUILD := build/asan
+FUZZ_BUILD := build/fuzz
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := response request
+# Any report fails: ASan aborts, UBSan halts, LeakSanitizer exits non-zero.
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
+  LSAN_OPTIONS=suppressions=$(CURDIR)/spec/support/lsan.supp:print_suppressions=0 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+# The C module built with ASan + UBSan, and the whole suite (but the soak) run by a Lua
+# interpreter linked with the same runtime (spec/support/asan-lua.c), so nothing is
+# preloaded into the programs the specs start.
+test-asan:
+	@sh scripts/deps.sh clang libclang-rt-14-dev
+	$(MAKE) --no-print-directory LUA_VERSION=5.4 BUILD=$(ASAN_BUILD) CC=$(SAN_CC) \
+	  CFLAGS="$(SAN_FLAGS)" LIBFLAG="-shared $(SAN_FLAGS)" all $(ASAN_BUILD)/lua
+	CPTOKENS_BUILD=$(ASAN_BUILD) CPTOKENS_ASAN=1 CPTOKENS_LUA=$(CURDIR)/$(ASAN_BUILD)/lua $(SAN_ENV) \
+	  $(CURDIR)/$(ASAN_BUILD)/lua /usr/bin/busted --exclude-tags=manual,soak
+
+$(ASAN_BUILD)/lua: spec/support/asan-lua.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -I$(LUA_INCDIR) $< -o $@ -llua$(LUA_VERSION)
+
+# libFuzzer targets for the reply decoder and the request builder (fuzz/), each run for
+# FUZZ_SECONDS from the seed corpus in fuzz/corpus/. New inputs go to build/fuzz/corpus-*,
+# a crashing input to build/fuzz/crash-*: make it a file in fuzz/corpus/ and a spec.
+fuzz:
+	@sh scripts/deps.sh clang libclang-rt-14-dev
+	$(MAKE) --no-print-directory LUA_VERSION=5.4 BUILD=$(FUZZ_BUILD) CC=$(SAN_CC) \
+	  CFLAGS="$(SAN_FLAGS) -fsanitize=fuzzer-no-link" $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus-$$t; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(FUZZ_BUILD)/fuzz_$$t \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/crash-$$t- \
+	    $(FUZZ_BUILD)/corpus-$$t fuzz/corpus/$$t; \
+	done
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(OBJ)
+	$(CC) $(ALL_CFLAGS) -Icsrc -fsanitize=fuzzer $< $(OBJ) -o $@ -llua$(LUA_VERSION) $(CURL_LIBS)
+
+# 10,000 sequential operations and 1,000 batched ones with faults in between: open file
+# descriptors and memory must not grow (spec/90-soak_spec.lua).
+test-soak: all
+	CPTOKENS_BUILD=$(BUILD) $(BUSTED) --tags=soak --exclude-tags=manual
 
 lint:
 	luacheck -q lua spec scripts $(wildcard bin/*)
@@ -86,6 +142,18 @@ check-rockspec:
 demo: deps
 	$(MAKE) all
 	CPTOKENS_BUILD=$(BUILD) $(LUA) scripts/demo.lua
+
+# Benchmarks against baselines, written to bench/RESULTS.md (a few minutes; timing-dependent,
+# so not part of `make test` or CI). bench/bench.lua says what each figure compares.
+bench:
+	@sh scripts/deps.sh hyperfine python3-requests
+	$(MAKE) all
+	$(MAKE) build/bench/floor
+	CPTOKENS_BUILD=$(BUILD) $(LUA) bench/bench.lua
+
+build/bench/floor: bench/floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wall -Wextra -o $@ bench/floor.c $(CURL_CFLAGS) $(CURL_LIBS)
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR)/cptokens $(DESTDIR)$(LUADIR)/cptokens
