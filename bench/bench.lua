@@ -19,6 +19,7 @@ package.path = "./?.lua;lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = build .. "/?.so;" .. package.cpath
 
 local server = require "bench.server"
+local util = require "spec.support.util"
 local cjson = require "cjson"
 
 local QUICK = os.getenv("BENCH_QUICK") == "1"
@@ -43,33 +44,19 @@ local DUMMY_TOKEN = "BENCHDUMMYTOKEN00000000000000000" -- not a secret: the benc
 
 ---------------------------------------------------------------- helpers
 
-local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function spit(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  f:close()
-end
+local shell_quote, read_file, write_file = util.shell_quote, util.read_file, util.write_file
 
 local function say(fmt, ...) io.stderr:write("bench: " .. fmt:format(...) .. "\n") end
 
 local scratch -- a file in the server's temp dir for stderr
 -- Runs cmd; returns its stdout, or raises with its stderr when it fails.
 local function run(cmd, ok_codes)
-  local p = assert(io.popen(cmd .. " 2>" .. sh_quote(scratch), "r"))
+  local p = assert(io.popen(cmd .. " 2>" .. shell_quote(scratch), "r"))
   local out = p:read("*a")
   local _, _, code = p:close()
   code = code or 0
   if code ~= 0 and not (ok_codes and ok_codes[code]) then
-    error(("command failed (exit %s): %s\n%s"):format(tostring(code), cmd, slurp(scratch) or ""), 0)
+    error(("command failed (exit %s): %s\n%s"):format(tostring(code), cmd, read_file(scratch) or ""), 0)
   end
   return out, code
 end
@@ -120,8 +107,8 @@ end
 ---------------------------------------------------------------- the machine
 
 local function machine()
-  local cpuinfo = slurp("/proc/cpuinfo") or ""
-  local meminfo = slurp("/proc/meminfo") or ""
+  local cpuinfo = read_file("/proc/cpuinfo") or ""
+  local meminfo = read_file("/proc/meminfo") or ""
   local core = require "cptokens.core"
   local m = {
     date = os.date("!%Y-%m-%d %H:%M UTC"),
@@ -152,32 +139,32 @@ local UA = "cptokens/" .. require("cptokens.core")._VERSION -- the User-Agent th
 -- 1. Sequential list() against its baselines.
 local function sequential()
   local R = { floor = {}, hdr = {}, lua = {}, py = {} }
-  local args = " " .. sh_quote(srv.url) .. " " .. sh_quote(srv.cafile) .. " " .. sh_quote(hf) .. " "
+  local args = " " .. shell_quote(srv.url) .. " " .. shell_quote(srv.cafile) .. " " .. shell_quote(hf) .. " "
   for r = 1, C.rounds do
     say("1/5 sequential: round %d of %d (C floor, with the library's headers, list(), requests.Session)", r, C.rounds)
     R.floor[r] = tonumber((run(PIN .. FLOOR .. args .. C.warmup .. " " .. C.n))) / C.n
-    R.hdr[r] = tonumber((run(PIN .. FLOOR .. args .. C.warmup .. " " .. C.n .. " " .. sh_quote(UA)))) / C.n
+    R.hdr[r] = tonumber((run(PIN .. FLOOR .. args .. C.warmup .. " " .. C.n .. " " .. shell_quote(UA)))) / C.n
     R.lua[r] = tonumber((run(PIN .. LUA .. " bench/lua_list.lua time" .. args .. C.warmup .. " " .. C.n))) / C.n
     R.py[r] = tonumber((run(PIN .. PYTHON .. " bench/requests_session.py" .. args .. "50 " .. C.n_py))) / C.n_py
   end
   -- One curl process per call: the shell recipe. The header file keeps the
   -- (dummy) credential off the command line.
-  local curl = "curl -sS --fail -o /dev/null --cacert " .. sh_quote(srv.cafile) .. " -H @" .. sh_quote(hf) .. " "
-    .. sh_quote(srv.url .. "/execute/Tokens/list")
+  local curl = "curl -sS --fail -o /dev/null --cacert " .. shell_quote(srv.cafile) .. " -H @" .. shell_quote(hf) .. " "
+    .. shell_quote(srv.url .. "/execute/Tokens/list")
   R.curl = {}
   if trim(run("command -v hyperfine || true")) ~= "" then
     say("1/5 sequential: one curl process per call (hyperfine, %d runs)", C.curl_runs)
     local json = srv.dir .. "/hyperfine.json"
     run(PIN .. "hyperfine -N --style none --warmup 10 --runs " .. C.curl_runs .. " --export-json "
-      .. sh_quote(json) .. " " .. sh_quote(curl) .. " >/dev/null")
-    R.curl = cjson.decode(assert(slurp(json))).results[1].times
+      .. shell_quote(json) .. " " .. shell_quote(curl) .. " >/dev/null")
+    R.curl = cjson.decode(assert(read_file(json))).results[1].times
     R.curl_how = ("hyperfine -N, %d runs, median"):format(C.curl_runs)
   else
     say("1/5 sequential: hyperfine missing; timing a shell loop of curl processes")
     local socket = require "socket"
     for r = 1, 5 do
       local t0 = socket.gettime()
-      run(PIN .. "sh -c " .. sh_quote("i=0; while [ $i -lt 40 ]; do " .. curl .. " || exit 1; i=$((i+1)); done"))
+      run(PIN .. "sh -c " .. shell_quote("i=0; while [ $i -lt 40 ]; do " .. curl .. " || exit 1; i=$((i+1)); done"))
       R.curl[r] = (socket.gettime() - t0) / 40
     end
     R.curl_how = "shell loop of 40 curl processes, 5 rounds, median"
@@ -216,8 +203,8 @@ end
 -- 2. batch of 200 jobs over 20 accounts at concurrency 20, 50 ms per reply.
 local function batch()
   say("2/5 batch: %d timed batches of 200 jobs, then %d sequential runs (about 10 s each)", C.batch_runs, C.seq_runs)
-  local out = run(PIN .. LUA .. " bench/lua_batch.lua " .. sh_quote(srv.slow_url) .. " " .. sh_quote(srv.cafile) .. " "
-    .. sh_quote(hf) .. " " .. C.batch_runs .. " " .. C.seq_runs .. " 200 20 20")
+  local out = run(PIN .. LUA .. " bench/lua_batch.lua " .. shell_quote(srv.slow_url) .. " " .. shell_quote(srv.cafile) .. " "
+    .. shell_quote(hf) .. " " .. C.batch_runs .. " " .. C.seq_runs .. " 200 20 20")
   local R = { batch = {}, seq = {}, windows = {} }
   for t0, t1 in out:gmatch("batch (%S+) (%S+)") do
     R.windows[#R.windows + 1] = { tonumber(t0), tonumber(t1) }
@@ -226,7 +213,7 @@ local function batch()
   for s in out:gmatch("seq (%S+)") do R.seq[#R.seq + 1] = tonumber(s) end
   R.one = tonumber(out:match("one (%S+)"))
   local records = {}
-  for stop, took in (slurp(srv.slow_log) or ""):gmatch("(%S+) (%S+)\n") do
+  for stop, took in (read_file(srv.slow_log) or ""):gmatch("(%S+) (%S+)\n") do
     records[#records + 1] = { start = tonumber(stop) - tonumber(took), stop = tonumber(stop) }
   end
   local inflight, all_busy, ramp = {}, {}, {}
@@ -243,18 +230,18 @@ end
 -- 3. list() of 10,000 tokens against cjson.decode of the same body.
 local function big()
   say("3/5 10,000 tokens: %d samples of list() and of cjson.decode", C.big_samples)
-  local out = run(PIN .. LUA .. " bench/lua_big.lua " .. sh_quote(srv.big_url) .. " " .. sh_quote(srv.cafile) .. " "
-    .. sh_quote(hf) .. " " .. sh_quote(srv.big_body) .. " " .. sh_quote(srv.small_body) .. " " .. C.big_samples)
+  local out = run(PIN .. LUA .. " bench/lua_big.lua " .. shell_quote(srv.big_url) .. " " .. shell_quote(srv.cafile) .. " "
+    .. shell_quote(hf) .. " " .. shell_quote(srv.big_body) .. " " .. shell_quote(srv.small_body) .. " " .. C.big_samples)
   local R = { list = {}, decode = {}, transfer = {} }
   for s in out:gmatch("list (%S+)") do R.list[#R.list + 1] = tonumber(s) end
   for s in out:gmatch("decode (%S+)") do R.decode[#R.decode + 1] = tonumber(s) end
   R.small_decode = tonumber(out:match("small (%S+)"))
   -- The HTTPS transfer alone: the C floor fetching the same 10,000-token body.
   for r = 1, 3 do
-    R.transfer[r] = tonumber((run(PIN .. FLOOR .. " " .. sh_quote(srv.big_url) .. " " .. sh_quote(srv.cafile) .. " "
-      .. sh_quote(hf) .. " 3 20"))) / 20
+    R.transfer[r] = tonumber((run(PIN .. FLOOR .. " " .. shell_quote(srv.big_url) .. " " .. shell_quote(srv.cafile) .. " "
+      .. shell_quote(hf) .. " 3 20"))) / 20
   end
-  R.bytes = #slurp(srv.big_body)
+  R.bytes = #read_file(srv.big_body)
   R.m = { list = median(R.list), decode = median(R.decode), transfer = median(R.transfer) }
   return R
 end
@@ -262,15 +249,15 @@ end
 -- 4. Memory: RSS growth, and memcheck's definite leaks.
 local function memory()
   say("4/5 memory: RSS over %s list() calls", thousands(C.rss_n2))
-  local args = " " .. sh_quote(srv.url) .. " " .. sh_quote(srv.cafile) .. " " .. sh_quote(hf) .. " "
+  local args = " " .. shell_quote(srv.url) .. " " .. shell_quote(srv.cafile) .. " " .. shell_quote(hf) .. " "
   local a, b = run(PIN .. LUA .. " bench/lua_list.lua rss" .. args .. C.rss_n1 .. " " .. C.rss_n2):match("(%d+) (%d+)")
   local R = { rss1 = tonumber(a), rss2 = tonumber(b) }
   say("4/5 memory: valgrind memcheck over %s list() calls", thousands(C.memcheck_n))
   local log = srv.dir .. "/memcheck.log"
   local _, code = run("valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99"
-    .. " --suppressions=spec/support/valgrind.supp --log-file=" .. sh_quote(log) .. " "
+    .. " --suppressions=spec/support/valgrind.supp --log-file=" .. shell_quote(log) .. " "
     .. LUA .. " bench/lua_list.lua loop" .. args .. C.memcheck_n, { [99] = true })
-  local text = slurp(log) or ""
+  local text = read_file(log) or ""
   R.definite = tonumber(((text:match("definitely lost: ([%d,]+) bytes") or "0"):gsub(",", "")))
   R.definite_blocks = tonumber(((text:match("definitely lost: [%d,]+ bytes in ([%d,]+) blocks") or "0"):gsub(",", "")))
   R.errors = tonumber(((text:match("ERROR SUMMARY: ([%d,]+) errors") or "?"):gsub(",", "")))
@@ -281,7 +268,7 @@ end
 -- callgrind_annotate's per-function lines: { [function] = Ir } and { [object] = Ir }.
 local function annotate(file, inclusive)
   local out = run("callgrind_annotate --inclusive=" .. (inclusive and "yes" or "no")
-    .. " --auto=no --threshold=100 " .. sh_quote(file))
+    .. " --auto=no --threshold=100 " .. shell_quote(file))
   local fns, objs = {}, {}
   for line in out:gmatch("[^\n]+") do
     local ir, rest = line:match("^%s*([%d,]+)%s+%(%s*[%d.]+%%%)%s+(.+)$")
@@ -301,17 +288,17 @@ local function annotate(file, inclusive)
 end
 
 local function callgrind_total(file)
-  local text = assert(slurp(file), "no callgrind output " .. file)
+  local text = assert(read_file(file), "no callgrind output " .. file)
   return tonumber(text:match("\nsummary:%s*(%d+)") or text:match("\ntotals:%s*(%d+)"))
 end
 
 -- 5. Instructions per call: the difference of two runs removes start-up.
 local function instructions()
   local R = {}
-  local args = " " .. sh_quote(srv.url) .. " " .. sh_quote(srv.cafile) .. " " .. sh_quote(hf) .. " "
+  local args = " " .. shell_quote(srv.url) .. " " .. shell_quote(srv.cafile) .. " " .. shell_quote(hf) .. " "
   local function cg(name, cmd, n)
     local file = srv.dir .. "/callgrind." .. name .. "." .. n
-    run("valgrind --tool=callgrind --dump-instr=no --callgrind-out-file=" .. sh_quote(file) .. " " .. cmd .. " >/dev/null")
+    run("valgrind --tool=callgrind --dump-instr=no --callgrind-out-file=" .. shell_quote(file) .. " " .. cmd .. " >/dev/null")
     return file
   end
   say("5/5 callgrind: list() loops of %d and %d calls, C floor the same", C.cg_n1, C.cg_n2)
@@ -320,8 +307,8 @@ local function instructions()
   local l2 = cg("lua", LUA .. " bench/lua_list.lua loop" .. args .. C.cg_n2, C.cg_n2)
   local f1 = cg("floor", FLOOR .. args .. "0 " .. C.cg_n1, C.cg_n1)
   local f2 = cg("floor", FLOOR .. args .. "0 " .. C.cg_n2, C.cg_n2)
-  local h1 = cg("hdr", FLOOR .. args .. "0 " .. C.cg_n1 .. " " .. sh_quote(UA), C.cg_n1)
-  local h2 = cg("hdr", FLOOR .. args .. "0 " .. C.cg_n2 .. " " .. sh_quote(UA), C.cg_n2)
+  local h1 = cg("hdr", FLOOR .. args .. "0 " .. C.cg_n1 .. " " .. shell_quote(UA), C.cg_n1)
+  local h2 = cg("hdr", FLOOR .. args .. "0 " .. C.cg_n2 .. " " .. shell_quote(UA), C.cg_n2)
   R.lua = (callgrind_total(l2) - callgrind_total(l1)) / k
   R.floor = (callgrind_total(f2) - callgrind_total(f1)) / k
   R.hdr = (callgrind_total(h2) - callgrind_total(h1)) / k
@@ -622,9 +609,9 @@ local function main()
   scratch = srv.dir .. "/stderr.txt"
   hf = srv.dir .. "/headers.txt"
   -- The bench's dummy credential (the server checks nothing).
-  spit(hf, "Authorization: cpanel bench:" .. DUMMY_TOKEN .. "\nAccept: application/json\n")
+  write_file(hf, "Authorization: cpanel bench:" .. DUMMY_TOKEN .. "\nAccept: application/json\n")
   local M = machine()
-  M.load_before = trim((slurp("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)"))
+  M.load_before = trim((read_file("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)"))
   if (tonumber(M.load_before:match("^(%S+)")) or 0) > 0.5 then
     say("the machine is busy (load average %s): the timings will be noisy", M.load_before)
   end
@@ -634,9 +621,9 @@ local function main()
   local G = big()
   local Mem = memory()
   local I = instructions()
-  M.load_after = trim((slurp("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)"))
+  M.load_after = trim((read_file("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)"))
   local text = report(M, S, B, G, Mem, I)
-  spit(OUT, text)
+  write_file(OUT, text)
   io.write(text)
   say("done in %d s; written to %s", os.time() - t0, OUT)
 end

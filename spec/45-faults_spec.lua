@@ -7,7 +7,7 @@
 -- (make test-valgrind) and ASan/UBSan (make test-asan).
 local H = require "spec.helpers"
 local server = require "spec.support.server"
-local socket = require "socket"
+local util = require "spec.support.util"
 local cptokens = require "cptokens"
 
 local ALICE_PW = "alice-Pa55word!"
@@ -29,12 +29,8 @@ local function envelope_for(cred, uapi)
   return uapi
 end
 
-local function refused_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
+-- A port nothing listens on.
+local function refused_port() return util.free_ports(1)[1] end
 
 --[[
 One row per case. name: the row in README's table; kind/status: the error;

@@ -5,6 +5,7 @@
 -- fuzz/fuzz_request.c.
 local cptokens = require "cptokens"
 local core = require "cptokens.core"
+local util = require "spec.support.util"
 
 local OPS = { [0] = "create", "list", "rename", "revoke" }
 local STATUSES = { 200, 200, 200, 200, 201, 204, 301, 302, 401, 403, 404, 500, 503 }
@@ -21,12 +22,7 @@ local function files(dir)
   return out
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local function read(path) return assert(util.read_file(path)) end
 
 local function bits(byte, shift, mask) return math.floor(byte / 2 ^ shift) % (mask + 1) end
 

@@ -2,6 +2,7 @@
 -- including a process killed (SIGKILL) after each step of a rotation.
 local H = require "spec.helpers"
 local server = require "spec.support.server"
+local util = require "spec.support.util"
 local cptokens = require "cptokens"
 local rotate = require "cptokens.rotate"
 local store = require "cptokens.store"
@@ -10,36 +11,8 @@ local ALICE_PW = "alice-Pa55word!"
 local ROOT_WHM = "ROOTWHMTOKEN0000000000000000000A"
 local DAY = 86400
 
-local function sh_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function capture(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  f:close()
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
--- The interpreter running this suite (lua5.x, luajit, or make test-asan's build/asan/lua),
--- for the subprocesses.
-local LUA = os.getenv("CPTOKENS_LUA")
-  or (type(arg) == "table" and type(arg[-1]) == "string" and arg[-1])
-  or (rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+")))
+local shell_quote, capture, read_file, write_file = util.shell_quote, util.capture, util.read_file, util.write_file
+local LUA = util.LUA -- for the subprocesses
 
 -- A token value as cPanel makes them: 32 characters 0-9A-Z.
 local function token_value(i)
@@ -51,12 +24,11 @@ describe("rotation", function()
 
   setup(function()
     srv = server.start()
-    tmp = capture("mktemp -d /tmp/cptokens-rotate.XXXXXX"):gsub("%s+$", "")
-    assert(tmp:match("^/tmp/cptokens%-rotate%.%w+$"))
+    tmp = util.tmpdir("rotate")
   end)
   teardown(function()
     if srv then srv:stop() end
-    if tmp then os.execute("rm -rf " .. sh_quote(tmp)) end
+    util.rmdir(tmp)
   end)
   before_each(function()
     srv:reset()
@@ -103,7 +75,7 @@ describe("rotation", function()
   local function fresh_dir()
     dirs = dirs + 1
     local d = tmp .. "/d" .. dirs
-    assert(os.execute("mkdir -p " .. sh_quote(d)))
+    assert(util.execute("mkdir -p " .. shell_quote(d)))
     return d
   end
 
@@ -521,7 +493,7 @@ describe("rotation", function()
       local path = fresh_dir() .. "/deploy.json"
       local tok, report = client():rotate { prefix = "deploy", expires_in = "1d", store = path }
       assert.is_table(tok, tostring(report))
-      assert.are.equal("600", capture("stat -c %a " .. sh_quote(path)):gsub("%s+$", ""))
+      assert.are.equal("600", util.file_mode(path))
       local opts, meta = assert(store.load(path))
       assert.are.same({ url = srv.url, user = "alice", token = tok.token, cafile = srv.cafile }, opts)
       assert.are.same({ name = tok.name, create_time = tok.create_time, expires_at = tok.expires_at }, meta)
@@ -616,16 +588,9 @@ os.exit(0)
 
     -- Runs the script; returns its exit status as the shell reports it (137: SIGKILL).
     local function run_and_kill(path, step, keep)
-      local cmd = "CPT_STORE=" .. sh_quote(path) .. " CPT_KILL_AFTER=" .. step .. " CPT_KEEP=" .. keep
-        .. " " .. sh_quote(LUA) .. " " .. sh_quote(script) .. " 2>" .. sh_quote(path .. ".stderr") .. "; echo status=$?"
+      local cmd = "CPT_STORE=" .. shell_quote(path) .. " CPT_KILL_AFTER=" .. step .. " CPT_KEEP=" .. keep
+        .. " " .. shell_quote(LUA) .. " " .. shell_quote(script) .. " 2>" .. shell_quote(path .. ".stderr") .. "; echo status=$?"
       return tonumber(capture(cmd):match("status=(%d+)")), read_file(path .. ".stderr")
-    end
-
-    local function files_in(dir)
-      local out = {}
-      for f in capture("ls -A " .. sh_quote(dir)):gmatch("[^\n]+") do out[#out + 1] = f end
-      table.sort(out)
-      return out
     end
 
     for _, keep in ipairs { 0, 1 } do
@@ -651,8 +616,8 @@ os.exit(0)
           local c = assert(cptokens.new(opts))
           assert.is_table(c:list(), "the stored token still authenticates")
           assert.are.equal(opts.token, server_token(meta.name).token)
-          assert.are.equal("600", capture("stat -c %a " .. sh_quote(path)):gsub("%s+$", ""))
-          assert.are.same({ "deploy.json" }, files_in(dir))
+          assert.are.equal("600", util.file_mode(path))
+          assert.are.same({ "deploy.json" }, util.list_dir(dir))
 
           -- What the kill left behind, step by step.
           local now_names = names("deploy")
@@ -689,7 +654,7 @@ os.exit(0)
           assert.is_table(assert(cptokens.new(opts2)):list())
           assert.is_table(c:list(), "the rotating client goes on with the new token")
           assert.is_table(server_token("deploy-old-manual"), "other tokens untouched")
-          assert.are.same({ "deploy.json" }, files_in(dir))
+          assert.are.same({ "deploy.json" }, util.list_dir(dir))
         end)
       end
     end

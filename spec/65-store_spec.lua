@@ -1,6 +1,7 @@
 -- Durable secret storage: cptokens.store (save, load, check).
 local H = require "spec.helpers"
 local server = require "spec.support.server"
+local util = require "spec.support.util"
 local cptokens = require "cptokens"
 local store = require "cptokens.store"
 local cjson = require "cjson"
@@ -8,40 +9,8 @@ local cjson = require "cjson"
 local ALICE_PW = "alice-Pa55word!"
 local TOKEN = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
-local function sh_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function capture(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  f:close()
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function mode(path)
-  return (capture("stat -c %a " .. sh_quote(path)):gsub("%s+$", ""))
-end
-
--- The interpreter running this suite (lua5.x, luajit, or make test-asan's build/asan/lua),
--- for the subprocesses.
-local LUA = os.getenv("CPTOKENS_LUA")
-  or (type(arg) == "table" and type(arg[-1]) == "string" and arg[-1])
-  or (rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+")))
+local shell_quote, capture, read_file, write_file = util.shell_quote, util.capture, util.read_file, util.write_file
+local LUA = util.LUA -- for the subprocesses
 
 describe("cptokens.store", function()
   local srv, tmp
@@ -49,27 +18,19 @@ describe("cptokens.store", function()
 
   setup(function()
     srv = server.start()
-    tmp = capture("mktemp -d /tmp/cptokens-store.XXXXXX"):gsub("%s+$", "")
-    assert(tmp:match("^/tmp/cptokens%-store%.%w+$"))
+    tmp = util.tmpdir("store")
   end)
   teardown(function()
     if srv then srv:stop() end
-    if tmp then os.execute("rm -rf " .. sh_quote(tmp)) end
+    util.rmdir(tmp)
   end)
   before_each(function() srv:reset() end)
 
   local function fresh_dir()
     dirs = dirs + 1
     local d = tmp .. "/d" .. dirs
-    assert(os.execute("mkdir -p " .. sh_quote(d)))
+    assert(util.execute("mkdir -p " .. shell_quote(d)))
     return d
-  end
-
-  local function files_in(dir)
-    local out = {}
-    for f in capture("ls -A " .. sh_quote(dir)):gmatch("[^\n]+") do out[#out + 1] = f end
-    table.sort(out)
-    return out
   end
 
   local function conn()
@@ -93,8 +54,8 @@ describe("cptokens.store", function()
       local dir = fresh_dir()
       local path = dir .. "/token.json"
       assert.is_true(store.save(path, TOK, conn()))
-      assert.are.equal("600", mode(path))
-      assert.are.same({ "token.json" }, files_in(dir))
+      assert.are.equal("600", util.file_mode(path))
+      assert.are.same({ "token.json" }, util.list_dir(dir))
       local doc = cjson.decode(read_file(path))
       assert.are.same({ name = TOK.name, token = TOKEN, create_time = TOK.create_time, expires_at = TOK.expires_at,
                         url = srv.url, user = "alice", cafile = srv.cafile }, doc)
@@ -115,7 +76,7 @@ describe("cptokens.store", function()
       local dir = fresh_dir()
       local path = dir .. "/token.json"
       write_file(path, "old")
-      os.execute("chmod 644 " .. sh_quote(path))
+      os.execute("chmod 644 " .. shell_quote(path))
       local script = dir .. "/save.lua"
       write_file(script, [[
 local build = os.getenv("CPTOKENS_BUILD") or "build/5.4"
@@ -125,12 +86,12 @@ local store = require "cptokens.store"
 assert(store.save(os.getenv("CPT_PATH"), { name = "n", token = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345", create_time = 1 },
                   { url = "https://127.0.0.1:2083", user = "alice" }))
 ]])
-      local out = capture("umask 000; CPT_PATH=" .. sh_quote(path) .. " " .. sh_quote(LUA) .. " " .. sh_quote(script)
+      local out = capture("umask 000; CPT_PATH=" .. shell_quote(path) .. " " .. shell_quote(LUA) .. " " .. shell_quote(script)
         .. " 2>&1; echo status=$?")
       assert.is_truthy(out:find("status=0", 1, true), out)
       os.remove(script)
-      assert.are.equal("600", mode(path))
-      assert.are.same({ "token.json" }, files_in(dir))
+      assert.are.equal("600", util.file_mode(path))
+      assert.are.same({ "token.json" }, util.list_dir(dir))
       assert.are.equal("n", cjson.decode(read_file(path)).name)
     end)
 
@@ -145,10 +106,10 @@ assert(store.save(os.getenv("CPT_PATH"), { name = "n", token = "ABCDEFGHIJKLMNOP
     it("leaves nothing behind when the rename fails (the target is a directory)", function()
       local dir = fresh_dir()
       local path = dir .. "/token.json"
-      assert(os.execute("mkdir " .. sh_quote(path) .. " && touch " .. sh_quote(path .. "/keep")))
+      assert(os.execute("mkdir " .. shell_quote(path) .. " && touch " .. shell_quote(path .. "/keep")))
       invalid(store.save(path, TOK, conn()))
-      assert.are.same({ "token.json" }, files_in(dir))
-      assert.are.same({ "keep" }, files_in(path))
+      assert.are.same({ "token.json" }, util.list_dir(dir))
+      assert.are.same({ "keep" }, util.list_dir(path))
     end)
 
     it("leaves the previous file intact and no temporary file when a write fails (file size limit)", function()
@@ -167,12 +128,12 @@ local ok, err = store.save(os.getenv("CPT_PATH"), { name = "n", token = "ABCDEFG
 io.write(ok and "saved" or tostring(err))
 ]])
       -- Writes past 4 KiB fail with EFBIG (SIGXFSZ ignored) after the temporary file exists.
-      local out = capture("cd " .. sh_quote(os.getenv("PWD") or ".") .. " && (ulimit -f 8; trap '' XFSZ; CPT_PATH="
-        .. sh_quote(path) .. " " .. sh_quote(LUA) .. " " .. sh_quote(script) .. ") 2>&1")
+      local out = capture("cd " .. shell_quote(os.getenv("PWD") or ".") .. " && (ulimit -f 8; trap '' XFSZ; CPT_PATH="
+        .. shell_quote(path) .. " " .. shell_quote(LUA) .. " " .. shell_quote(script) .. ") 2>&1")
       os.remove(script)
       assert.is_truthy(out:find("cptokens: invalid: store: cannot write", 1, true), out)
       assert.are.equal(before, read_file(path))
-      assert.are.same({ "token.json" }, files_in(dir))
+      assert.are.same({ "token.json" }, util.list_dir(dir))
     end)
 
     it("raises for misuse, refuses an empty path", function()
@@ -260,7 +221,7 @@ io.write(ok and "saved" or tostring(err))
       assert.is_true(store.check(dir .. "/empty.json"))
       assert(store.save(dir .. "/token.json", TOK, conn()))
       assert.is_true(store.check(dir .. "/token.json"))
-      assert.are.same({ "empty.json", "token.json" }, files_in(dir))
+      assert.are.same({ "empty.json", "token.json" }, util.list_dir(dir))
     end)
 
     it("refuses a missing or unwritable directory, a directory, and a file that is not a token file", function()
@@ -272,7 +233,7 @@ io.write(ok and "saved" or tostring(err))
         assert.is_truthy(err.message:find(path, 1, true), err.message)
       end
       assert.are.equal("precious\n", read_file(dir .. "/notes.txt"))
-      assert.are.same({ "notes.txt" }, files_in(dir))
+      assert.are.same({ "notes.txt" }, util.list_dir(dir))
     end)
   end)
 end)

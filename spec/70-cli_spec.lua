@@ -6,6 +6,7 @@
 -- that the shell sources (`. envfile`), or into files the tool reads (--token-file, ...).
 local H = require "spec.helpers"
 local server = require "spec.support.server"
+local util = require "spec.support.util"
 local cjson = require "cjson"
 local cptokens = require "cptokens"
 
@@ -16,37 +17,8 @@ local ROOT_WHM = "ROOTWHMTOKEN0000000000000000000A"
 local RES_WHM = "RESWHMTOKEN00000000000000000000B"
 local ARGV_SECRET = "ARGVSECRET0000000000000000000000" -- given on argv to be refused; not a real credential
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  f:close()
-end
-
--- Runs a shell command; true when it exited 0 (Lua 5.1 and 5.2+ differ in os.execute).
-local function execute(cmd)
-  local a, _, code = os.execute(cmd)
-  if type(a) == "number" then return a == 0 end
-  return a == true and (code == nil or code == 0)
-end
-
-local function capture(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local s = p:read("*a")
-  p:close()
-  return s
-end
+local shell_quote, read_file, write_file = util.shell_quote, util.read_file, util.write_file
+local execute = util.execute -- true when the command exited 0
 
 -- The interpreter running this suite, so that `make install` and the tool match it.
 local LUA_VERSION = rawget(_G, "jit") and "luajit" or _VERSION:match("%d+%.%d+")
@@ -74,8 +46,7 @@ describe("cptokens command-line tool", function()
 
   setup(function()
     srv = server.start()
-    tmp = capture("mktemp -d /tmp/cptokens-cli.XXXXXX"):gsub("%s+$", "")
-    assert(tmp:match("^/tmp/cptokens%-cli%.%w+$"), "mktemp failed")
+    tmp = util.tmpdir("cli")
     prefix = tmp .. "/prefix"
     work = tmp .. "/work"
     assert(execute("mkdir -p " .. shell_quote(work)))
@@ -90,7 +61,7 @@ describe("cptokens command-line tool", function()
 
   teardown(function()
     if srv then srv:stop() end
-    if tmp and tmp:match("^/tmp/cptokens%-cli%.%w+$") then execute("rm -rf " .. shell_quote(tmp)) end
+    util.rmdir(tmp)
   end)
 
   before_each(function() srv:reset() end)
@@ -118,8 +89,7 @@ describe("cptokens command-line tool", function()
     lines[#lines + 1] = "export LUA_PATH=" .. shell_quote(prefix .. "/share/lua/" .. LUA_ABI .. "/?.lua;"
       .. prefix .. "/share/lua/" .. LUA_ABI .. "/?/init.lua;;")
     lines[#lines + 1] = "export LUA_CPATH=" .. shell_quote(prefix .. "/lib/lua/" .. LUA_ABI .. "/?.so;;")
-    execute("umask 077; : > " .. shell_quote(base .. ".env"))
-    write_file(base .. ".env", table.concat(lines, "\n") .. "\n")
+    util.write_private(base .. ".env", table.concat(lines, "\n") .. "\n")
     write_file(base .. ".in", o.stdin or "")
     local quoted = {}
     for i, a in ipairs(args) do quoted[i] = shell_quote(a) end
@@ -167,8 +137,7 @@ describe("cptokens command-line tool", function()
 
   local function secret_file(name, content)
     local path = file_in(name)
-    execute("umask 077; : > " .. shell_quote(path))
-    write_file(path, content)
+    util.write_private(path, content)
     return path
   end
 
@@ -357,7 +326,7 @@ describe("cptokens command-line tool", function()
       assert.is_truthy(r.out:find("deploy", 1, true))
       assert.is_truthy(r.out:find(cptokens.time.iso8601(stored.expires_at), 1, true))
       assert.is_truthy(read_file(path):find(stored.token, 1, true))
-      assert.are.equal("600", capture("stat -c %a " .. shell_quote(path)):gsub("%s+$", ""))
+      assert.are.equal("600", util.file_mode(path))
       -- the file is a credential the tool reads back; it names its server and user too
       local l = run({ "list", "--token-file", path })
       assert.are.equal(0, l.code, l.err)
@@ -622,7 +591,7 @@ describe("cptokens command-line tool", function()
       local first = toks[1]
       assert.is_truthy(first.name:match("^deploy%-%d+$"))
       assert.is_truthy(read_file(path):find(first.token, 1, true))
-      assert.are.equal("600", capture("stat -c %a " .. shell_quote(path)):gsub("%s+$", ""))
+      assert.are.equal("600", util.file_mode(path))
       assert.are.equal("created " .. first.name .. ", expires " .. cptokens.time.iso8601(tonumber(first.expires_at))
         .. "; token saved to " .. path .. "\n", r.out)
 

@@ -5,6 +5,7 @@
 -- server is the usual one (spec/support/server.lua).
 local server = require "spec.support.server"
 local runner = require "spec.support.openresty.runner"
+local util = require "spec.support.util"
 local socket = require "socket"
 local cptokens = require "cptokens"
 
@@ -19,12 +20,8 @@ local SLACK = 1.5
 local API_FAILED = "The request failed. (Error ID: 4kd9qz) Ask your hosting provider to research"
   .. " this error in cPanel & WHM\226\128\153s main error log."
 
-local function refused_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
+-- A port nothing listens on.
+local function refused_port() return util.free_ports(1)[1] end
 
 describe("transport option (outside nginx)", function()
   local URL = "https://127.0.0.1:2083"

@@ -9,6 +9,7 @@
 -- wiped in C (csrc/buf.c cpt_wipe, used by cpt_buf_clear/free and cpt_free_secret).
 local H = require "spec.helpers"
 local server = require "spec.support.server"
+local util = require "spec.support.util"
 local socket = require "socket"
 local cptokens = require "cptokens"
 
@@ -19,33 +20,8 @@ local ROOT_WHM = "ROOTWHMTOKEN0000000000000000000A"
 local RES_WHM = "RESWHMTOKEN00000000000000000000B"
 local SEEDED = "SECRETSPECSEEDEDTOKEN00000000007"
 
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  f:close()
-end
-
-local function capture(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local s = p:read("*a")
-  p:close()
-  return s
-end
-
--- The interpreter running this suite (make test-asan's runs through its own), for children.
-local LUA = os.getenv("CPTOKENS_LUA")
-  or (type(arg) == "table" and type(arg[-1]) == "string" and arg[-1])
-  or (rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+")))
+local shell_quote, capture, read_file, write_file = util.shell_quote, util.capture, util.read_file, util.write_file
+local LUA = util.LUA -- for the child processes
 
 local unpack = table.unpack or unpack
 
@@ -55,12 +31,11 @@ describe("secret hygiene", function()
 
   setup(function()
     srv = server.start()
-    tmp = capture("mktemp -d /tmp/cptokens-secrets.XXXXXX"):gsub("%s+$", "")
-    assert(tmp:match("^/tmp/cptokens%-secrets%.%w+$"))
+    tmp = util.tmpdir("secrets")
   end)
   teardown(function()
     if srv then srv:stop() end
-    if tmp and tmp:match("^/tmp/cptokens%-secrets%.%w+$") then os.execute("rm -rf " .. shell_quote(tmp)) end
+    util.rmdir(tmp)
   end)
 
   local function scan(v) H.assert_no_secret(v, secrets) end
@@ -202,8 +177,7 @@ describe("secret hygiene", function()
     srv:seed_token("alice", { name = "seeded", token = SEEDED })
     -- The secrets reach the child through its environment (a 0600 file it sources), never argv.
     local env = tmp .. "/child.env"
-    os.execute("umask 077; : > " .. shell_quote(env))
-    write_file(env, table.concat({
+    util.write_private(env, table.concat({
       "export S_PW=" .. shell_quote(ALICE_PW), "export S_TOKEN=" .. shell_quote(SEEDED),
       "export S_WHM=" .. shell_quote(ROOT_WHM), "export S_URL=" .. shell_quote(srv.url),
       "export S_WHM_URL=" .. shell_quote(srv.whm_url), "export S_CA=" .. shell_quote(srv.cafile),
@@ -272,8 +246,7 @@ describe("secret hygiene", function()
       for k, v in pairs(env) do
         if k ~= "url" then lines[#lines + 1] = "export " .. k .. "=" .. shell_quote(v) end
       end
-      os.execute("umask 077; : > " .. shell_quote(base .. ".env"))
-      write_file(base .. ".env", table.concat(lines, "\n") .. "\n")
+      util.write_private(base .. ".env", table.concat(lines, "\n") .. "\n")
       local quoted = {}
       for i, a in ipairs(args) do quoted[i] = shell_quote(a) end
       os.execute(". " .. shell_quote(base .. ".env") .. " && " .. LUA .. " bin/cptokens "

@@ -17,10 +17,10 @@ local http = require "socket.http"
 local ltn12 = require "ltn12"
 local cjson = require "cjson"
 local fake = require "spec.support.fake.cpanel"
+local util = require "spec.support.util"
+local nginx = require "spec.support.nginx"
 
-local NGINX = "/usr/sbin/nginx"
-local START_TIMEOUT = 5
-local STOP_TIMEOUT = 5
+local NAME = "fake server" -- what its errors start with
 
 local server = {}
 
@@ -35,99 +35,11 @@ end
 -- otp) and WHM users (kind "whm": user, token, owns_all or owns).
 server.accounts = copy(fake.accounts)
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function execute(cmd)
-  local a, _, code = os.execute(cmd)
-  if type(a) == "number" then return a == 0 end -- Lua 5.1
-  return a == true and (code == nil or code == 0)
-end
-
-local function capture(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("*a")
-  p:close()
-  return out
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  f:close()
-end
-
-local function tail(path, lines)
-  local text = read_file(path)
-  if not text then return "(no " .. path .. ")" end
-  local all = {}
-  for line in text:gmatch("[^\n]+") do all[#all + 1] = line end
-  local from = math.max(1, #all - lines + 1)
-  local out = {}
-  for i = from, #all do out[#out + 1] = all[i] end
-  return table.concat(out, "\n")
-end
-
 local function fake_dir()
   local dir = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-  if dir:sub(1, 1) ~= "/" then dir = capture("pwd"):gsub("%s+$", "") .. "/" .. dir end
+  if dir:sub(1, 1) ~= "/" then dir = util.capture("pwd"):gsub("%s+$", "") .. "/" .. dir end
   return dir .. "/fake"
 end
-
-local function free_ports(n)
-  local socks, ports = {}, {}
-  for i = 1, n do
-    socks[i] = assert(socket.bind("127.0.0.1", 0))
-    local _, port = socks[i]:getsockname()
-    ports[i] = tonumber(port)
-  end
-  for _, s in ipairs(socks) do s:close() end
-  return ports
-end
-
-local function alive(pid)
-  local stat = read_file("/proc/" .. pid .. "/stat")
-  return stat ~= nil and stat:match("^%d+ %b() (%a)") ~= "Z"
-end
-
-local function can_connect(port)
-  local c = socket.tcp()
-  c:settimeout(0.2)
-  local ok = c:connect("127.0.0.1", port)
-  c:close()
-  return ok ~= nil
-end
-
-local CA_CONF = [[
-[req]
-distinguished_name = dn
-prompt = no
-x509_extensions = v3_ca
-[dn]
-CN = cptokens fake test CA
-[v3_ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-]]
-
-local SERVER_EXT = [[
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost, IP:127.0.0.1
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-]]
 
 -- `openssl ca` (OpenSSL 3.0's x509 -req cannot set past dates) for a certificate that has expired.
 local EXPIRED_CA_CONF = [[
@@ -144,34 +56,19 @@ unique_subject = no
 commonName = supplied
 ]]
 
--- A CA and a server certificate signed by it (EC P-256: fast to generate),
--- and the same certificate again with validity dates long past (expired.pem).
+-- A CA and a server certificate signed by it (spec/support/nginx.lua), and the same
+-- certificate again with validity dates long past (expired.pem).
 local function make_certs(dir)
-  write_file(dir .. "/ca.cnf", CA_CONF)
-  write_file(dir .. "/server.ext", SERVER_EXT)
-  write_file(dir .. "/expired-ca.cnf", (EXPIRED_CA_CONF:gsub("@DIR@", dir)))
-  write_file(dir .. "/expired-index.txt", "")
-  write_file(dir .. "/expired.srl", "1000\n")
-  local d = shell_quote(dir)
-  local log = " >>" .. d .. "/openssl.log 2>&1"
-  local cmds = {
-    "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out " .. d .. "/ca.key",
-    "openssl req -new -x509 -config " .. d .. "/ca.cnf -key " .. d .. "/ca.key -days 7 -out " .. d .. "/ca.pem",
-    "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out " .. d .. "/server.key",
-    "openssl req -new -config " .. d .. "/ca.cnf -subj /CN=localhost -key " .. d .. "/server.key -out "
-      .. d .. "/server.csr",
-    "openssl x509 -req -in " .. d .. "/server.csr -CA " .. d .. "/ca.pem -CAkey " .. d .. "/ca.key"
-      .. " -CAcreateserial -CAserial " .. d .. "/ca.srl -days 7 -extfile " .. d .. "/server.ext -out "
-      .. d .. "/server.pem",
+  nginx.make_certs(dir, { name = NAME, ca_name = "cptokens fake test CA", cn = "localhost", days = 7 })
+  util.write_file(dir .. "/expired-ca.cnf", (EXPIRED_CA_CONF:gsub("@DIR@", dir)))
+  util.write_file(dir .. "/expired-index.txt", "")
+  util.write_file(dir .. "/expired.srl", "1000\n")
+  local d = util.shell_quote(dir)
+  nginx.openssl(dir, {
     "openssl ca -batch -notext -config " .. d .. "/expired-ca.cnf -cert " .. d .. "/ca.pem -keyfile "
       .. d .. "/ca.key -in " .. d .. "/server.csr -extfile " .. d .. "/server.ext"
       .. " -startdate 20200101000000Z -enddate 20200102000000Z -out " .. d .. "/expired.pem",
-  }
-  for _, cmd in ipairs(cmds) do
-    if not execute(cmd .. log) then
-      error("fake server: certificate generation failed: " .. cmd .. "\n" .. tail(dir .. "/openssl.log", 20))
-    end
-  end
+  }, { name = NAME })
 end
 
 local Server = {}
@@ -183,19 +80,15 @@ local function render_config(self, ports)
     FAKE_DIR = fake_dir(),
     CPANEL_PORT = ports.cpanel, WHM_PORT = ports.whm, HTTP_PORT = ports.http,
     OTHER_PORT = ports.other, CONTROL_PORT = ports.control, EXPIRED_PORT = ports.expired,
-    -- as root, workers would run as nobody and could not use the private temp dir
-    USER_DIRECTIVE = capture("id -u"):match("^0%s") and "user root;" or "",
+    USER_DIRECTIVE = nginx.user_directive(),
   }
-  local template = assert(read_file(vars.FAKE_DIR .. "/nginx.conf.in"), "missing nginx.conf.in")
-  local conf = template:gsub("@([%u_]+)@", function(name)
-    return tostring(assert(vars[name], "nginx.conf.in: unknown placeholder @" .. name .. "@"))
-  end)
-  write_file(self.dir .. "/nginx.conf", conf)
+  local template = assert(util.read_file(vars.FAKE_DIR .. "/nginx.conf.in"), "missing nginx.conf.in")
+  util.write_file(self.dir .. "/nginx.conf", nginx.render(template, vars))
 end
 
 local function launch(self)
   make_certs(self.dir)
-  local p = free_ports(6)
+  local p = util.free_ports(6)
   local ports = { cpanel = p[1], whm = p[2], http = p[3], other = p[4], control = p[5], expired = p[6] }
   render_config(self, ports)
   self.ports = ports
@@ -208,35 +101,13 @@ local function launch(self)
   self.control_url = "http://127.0.0.1:" .. ports.control
   self.expired_url = "https://127.0.0.1:" .. ports.expired
 
-  local d = shell_quote(self.dir)
-  local started = execute(NGINX .. " -p " .. d .. "/ -c " .. d .. "/nginx.conf -e " .. d .. "/error.log >"
-    .. d .. "/nginx.out 2>&1")
-  local function fail(why)
-    error("fake server: " .. why .. "\n" .. tail(self.dir .. "/nginx.out", 10) .. "\n"
-      .. tail(self.dir .. "/error.log", 20), 0)
-  end
-  if not started then fail("nginx failed to start") end
-
-  local deadline = socket.gettime() + START_TIMEOUT
-  local pending = { ports.cpanel, ports.whm, ports.http, ports.other, ports.control, ports.expired }
-  while true do
-    if not self.pid then
-      self.pid = tonumber(read_file(self.dir .. "/nginx.pid") or "")
-    end
-    while pending[1] and self.pid and can_connect(pending[1]) do table.remove(pending, 1) end
-    if not pending[1] then return end
-    if self.pid and not alive(self.pid) then fail("nginx exited during startup") end
-    if socket.gettime() > deadline then
-      fail("nginx did not accept connections within " .. START_TIMEOUT .. " s")
-    end
-    socket.sleep(0.05)
-  end
+  self.pid = nginx.start(self.dir, { ports.cpanel, ports.whm, ports.http, ports.other, ports.control,
+                                     ports.expired }, { name = NAME })
 end
 
 --- Start a fresh fake server. Raises an error (with the error.log tail) on failure.
 function server.start()
-  local dir = capture("mktemp -d /tmp/cptokens-fake.XXXXXX"):gsub("%s+$", "")
-  assert(dir:match("^/tmp/cptokens%-fake%.%w+$"), "mktemp failed")
+  local dir = util.tmpdir("fake")
   local self = setmetatable({ dir = dir, cafile = dir .. "/ca.pem", accounts = copy(fake.accounts) }, Server)
   local ok, err = pcall(launch, self)
   if not ok then
@@ -250,36 +121,8 @@ end
 function Server:stop()
   if self.stopped then return end
   self.stopped = true
-  local pid = self.pid or tonumber(read_file(self.dir .. "/nginx.pid") or "")
-  if pid and alive(pid) then
-    local pids = { pid }
-    for child in capture("pgrep -P " .. pid):gmatch("%d+") do pids[#pids + 1] = tonumber(child) end
-    execute("kill -TERM " .. pid .. " 2>/dev/null")
-    local deadline = socket.gettime() + STOP_TIMEOUT
-    local i = 1
-    while pids[i] do
-      if not alive(pids[i]) then
-        i = i + 1
-      elseif socket.gettime() > deadline then
-        execute("kill -KILL " .. pids[i] .. " 2>/dev/null")
-        socket.sleep(0.05)
-        i = i + 1
-      else
-        socket.sleep(0.02)
-      end
-    end
-  end
-  if self.dir:match("^/tmp/cptokens%-fake%.%w+$") then execute("rm -rf " .. shell_quote(self.dir)) end
-end
-
--- lua-cjson decodes every number as a float; give Lua 5.3+ integers back.
-local function integers(v)
-  if type(v) == "table" then
-    for k, x in pairs(v) do v[k] = integers(x) end
-  elseif type(v) == "number" and math.tointeger then
-    return math.tointeger(v) or v
-  end
-  return v
+  nginx.stop(self.dir, self.pid)
+  util.rmdir(self.dir)
 end
 
 -- POST a JSON request to the control port; returns the decoded result.
@@ -303,7 +146,7 @@ function Server:_control(path, payload)
   if not ok or code ~= 200 then
     error("fake server control " .. path .. " failed: " .. tostring(code) .. " " .. text, 3)
   end
-  return integers(cjson.decode(text).result)
+  return util.integers(cjson.decode(text).result)
 end
 
 --- Fresh fixture state: no tokens, no faults, empty log, default switches.
