@@ -134,7 +134,7 @@ test-soak: all
 	CPTOKENS_BUILD=$(BUILD) $(BUSTED) --tags=soak --exclude-tags=manual
 
 lint:
-	luacheck -q lua spec scripts $(wildcard bin/*)
+	luacheck -q lua spec scripts bench $(wildcard bin/*)
 
 check-rockspec:
 	sh scripts/check-rockspec.sh
