@@ -45,14 +45,8 @@ local function is_error(v)
   return type(v) == "table" and getmetatable(v) == core.Error
 end
 
---- One-line text for a message: control bytes escaped.
-local function clean(s)
-  return (tostring(s):gsub("[%c\127]", function(c) return string_format("\\x%02X", c:byte()) end))
-end
-
-local function quote(s)
-  return '"' .. clean(s):gsub('"', '\\"') .. '"'
-end
+-- One-line text for a message (control bytes escaped), and the same quoted.
+local clean, quote = store._clean, store._quote
 
 local function invalid(msg)
   return nil, core.error("invalid", msg)

@@ -40,6 +40,9 @@ local function quote(s)
   return '"' .. clean(s):gsub('"', '\\"') .. '"'
 end
 
+-- Shared with rotate.lua, whose messages follow the same rules.
+_M._clean, _M._quote = clean, quote
+
 local function fail(msg, missing)
   local err = core.error("invalid", "store: " .. clean(msg))
   if missing then err.missing = true end
