@@ -19,70 +19,15 @@ local SECRETS = { ALICE_PW, TOKEN, ROOT_WHM }
 local SLOW = H.valgrind or os.getenv("CPTOKENS_ASAN") ~= nil
 local SLACK = SLOW and 4 or 1.5
 
-local API_FAILED = "The request failed. (Error ID: 4kd9qz) Ask your hosting provider to research"
-  .. " this error in cPanel & WHM\226\128\153s main error log."
+local FAULTS = require "spec.support.fault_cases"
 
-local function envelope_for(cred, uapi)
-  if cred == "whm_token" then
-    return '{"apiversion":3,"func":"list","module":"Tokens","result":' .. uapi .. "}"
-  end
-  return uapi
-end
-
--- A port nothing listens on.
-local function refused_port() return util.free_ports(1)[1] end
-
---[[
-One row per case. name: the row in README's table; kind/status: the error;
-fault: the fake's fault mode and params (a function of the credential kind when
-the body differs for WHM); url: where to connect instead of the credential's
-own port; opts: client options; ops: which operations to run (default all);
-min: the least time the failure may take (timeouts); budget: the timeout that
-must hold (default the client's `timeout`).
-]]
-local CASES = {
-  { name = "HTTP 500", kind = "http", status = 500, fault = { "status", { status = 500 } } },
-  { name = "HTTP 503", kind = "http", status = 503, fault = { "status", { status = 503 } } },
-  { name = "401 with an HTML body", kind = "auth", status = 401, fault = { "status", { status = 401 } } },
-  { name = "403 with an HTML body", kind = "auth", status = 403, fault = { "status", { status = 403 } } },
-  { name = "401 with a JSON body", kind = "auth", status = 401, errors = { "Access denied" },
-    fault = { "json_status", { status = 401 } } },
-  { name = "403 with a JSON body", kind = "auth", status = 403, errors = { "Access denied" },
-    fault = { "json_status", { status = 403 } } },
-  { name = "a login page (HTML) with status 200", kind = "auth", status = 200, fault = { "login" } },
-  { name = "`status: 0` with errors", kind = "api", status = 200, errors = { API_FAILED },
-    fault = function(cred)
-      return "notenvelope", { body = envelope_for(cred, '{"data":null,"errors":["' .. API_FAILED
-        .. '"],"messages":null,"warnings":null,"metadata":{},"status":0}') }
-    end },
-  { name = "malformed JSON", kind = "protocol", status = 200, fault = { "malformed" } },
-  { name = "JSON that is an array", kind = "protocol", status = 200,
-    fault = { "notenvelope", { body = "[1,2]" } } },
-  { name = "JSON that is a string", kind = "protocol", status = 200,
-    fault = { "notenvelope", { body = '"hello"' } } },
-  { name = "a JSON object without `status`", kind = "protocol", status = 200,
-    fault = function(cred)
-      return "notenvelope", { body = envelope_for(cred, '{"data":[],"errors":null}') }
-    end },
-  { name = "a body cut short (Content-Length longer than sent)", kind = "network",
-    fault = { "truncated" } },
-  { name = "a connection reset", kind = "network", fault = { "reset" } },
-  { name = "a server that accepts and never answers", kind = "timeout", ops = { "create" },
-    fault = { "hang", { seconds = 30 } }, opts = { timeout = 1 }, min = 0.9 },
-  { name = "a server that drips a byte a second", kind = "timeout", ops = { "list" },
-    fault = { "drip", { seconds = 30 } }, opts = { timeout = 1.5 }, min = 1.4 },
-  { name = "a reply larger than `max_response`", kind = "protocol",
-    fault = { "bigbody", { bytes = 300000 } }, opts = { max_response = 65536 } },
-  { name = "a redirect to another host", kind = "http", status = 302, fault = { "redirect" } },
-  { name = "TLS: a certificate from an untrusted CA", kind = "tls", opts = { cafile = false },
-    url = function(srv) return srv.url end },
-  { name = "TLS: a certificate for another host name", kind = "tls",
-    url = function(srv) return srv.wronghost_url end },
-  { name = "TLS: an expired certificate", kind = "tls", url = function(srv) return srv.expired_url end },
-  { name = "connection refused", kind = "network",
-    url = function() return "https://127.0.0.1:" .. refused_port() end },
-  { name = "a host name that does not resolve", kind = "network",
-    url = function() return "https://no-such-host.invalid:2083" end },
+-- Where each case's target is, for the libcurl transport.
+local TARGETS = {
+  untrusted = function(srv) return srv.url end, -- with no cafile: the system store
+  wronghost = function(srv) return srv.wronghost_url end,
+  expired = function(srv) return srv.expired_url end,
+  refused = function() return "https://127.0.0.1:" .. util.free_ports(1)[1] end,
+  unresolvable = function() return FAULTS.UNRESOLVABLE_URL end,
 }
 
 local OPS = {
@@ -115,8 +60,8 @@ describe("fault matrix (libcurl transport)", function()
     opts.cafile = srv.cafile
     opts.timeout, opts.connect_timeout = 5, 2
     for k, v in pairs(case.opts or {}) do opts[k] = v end
-    if opts.cafile == false then opts.cafile = nil end
-    if case.url then opts.url = case.url(srv) end
+    if case.target == "untrusted" then opts.cafile = nil end
+    if case.target then opts.url = TARGETS[case.target](srv) end
     local c, err = cptokens.new(opts)
     assert(c, err and tostring(err))
     return c, opts
@@ -138,18 +83,13 @@ describe("fault matrix (libcurl transport)", function()
     H.assert_no_secret(err, SECRETS)
   end
 
-  for _, case in ipairs(CASES) do
+  for _, case in ipairs(FAULTS.cases) do
     it(case.name .. " -> " .. case.kind, function()
       for _, cred in ipairs { "password", "token", "whm_token" } do
         local c, opts = new_client(cred, case)
         -- A warm connection first (where the server is ours), so faults also hit a reused one.
-        if not case.url then assert(c:list()) end
-        local mode, params
-        if type(case.fault) == "function" then
-          mode, params = case.fault(cred)
-        elseif case.fault then
-          mode, params = case.fault[1], case.fault[2]
-        end
+        if not case.target then assert(c:list()) end
+        local mode, params = FAULTS.fault(case, cred)
         if mode then srv:fault(mode, params) end
         for _, op in ipairs(case.ops or ALL_OPS) do
           local label = case.name .. " / " .. cred .. " / " .. op
@@ -160,7 +100,7 @@ describe("fault matrix (libcurl transport)", function()
         H.assert_no_secret({ tostring(c), c:info() }, SECRETS)
         if mode then srv:clear_faults() end
         -- The client is still good once the server behaves.
-        if not case.url then
+        if not case.target then
           assert(c:list(), case.name .. " / " .. cred .. ": the client recovers")
         end
         c:close()
@@ -207,7 +147,7 @@ describe("fault matrix (libcurl transport)", function()
       local name, kind = line:match("^|%s*(.-)%s*|%s*`(%l+)`")
       if name then rows[name] = kind end
     end
-    for _, case in ipairs(CASES) do
+    for _, case in ipairs(FAULTS.cases) do
       assert.are.equal(case.kind, rows[case.name], "README row for: " .. case.name)
     end
   end)

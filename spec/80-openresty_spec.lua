@@ -17,8 +17,7 @@ local SECRETS = {
   res_whm = "RESWHMTOKEN00000000000000000000B",
 }
 local SLACK = 1.5
-local API_FAILED = "The request failed. (Error ID: 4kd9qz) Ask your hosting provider to research"
-  .. " this error in cPanel & WHM\226\128\153s main error log."
+local FAULTS = require "spec.support.fault_cases"
 
 -- A port nothing listens on.
 local function refused_port() return util.free_ports(1)[1] end
@@ -476,60 +475,18 @@ describe("OpenResty #novalgrind", function()
 
   ------------------------------------------------------------------ the fault matrix
 
-  local function envelope_for(cred, uapi)
-    if cred == "whm_token" then
-      return '{"apiversion":3,"func":"list","module":"Tokens","result":' .. uapi .. "}"
-    end
-    return uapi
-  end
-
-  -- As spec/45-faults_spec.lua, every case through both transports. url(transport):
-  -- where to connect instead of the credential's own URL; untrusted: the ngx side runs
-  -- in the nginx that trusts only the system CAs (and libcurl gets no cafile).
-  local MATRIX = {
-    { name = "HTTP 500", kind = "http", status = 500, fault = { "status", { status = 500 } } },
-    { name = "HTTP 503", kind = "http", status = 503, fault = { "status", { status = 503 } } },
-    { name = "401 with an HTML body", kind = "auth", status = 401, fault = { "status", { status = 401 } } },
-    { name = "403 with an HTML body", kind = "auth", status = 403, fault = { "status", { status = 403 } } },
-    { name = "401 with a JSON body", kind = "auth", status = 401, errors = { "Access denied" },
-      fault = { "json_status", { status = 401 } } },
-    { name = "403 with a JSON body", kind = "auth", status = 403, errors = { "Access denied" },
-      fault = { "json_status", { status = 403 } } },
-    { name = "a login page (HTML) with status 200", kind = "auth", status = 200, fault = { "login" } },
-    { name = "`status: 0` with errors", kind = "api", status = 200, errors = { API_FAILED },
-      fault = function(cred)
-        return { "notenvelope", { body = envelope_for(cred, '{"data":null,"errors":["' .. API_FAILED
-          .. '"],"messages":null,"warnings":null,"metadata":{},"status":0}') } }
-      end },
-    { name = "malformed JSON", kind = "protocol", status = 200, fault = { "malformed" } },
-    { name = "JSON that is an array", kind = "protocol", status = 200, fault = { "notenvelope", { body = "[1,2]" } } },
-    { name = "JSON that is a string", kind = "protocol", status = 200,
-      fault = { "notenvelope", { body = '"hello"' } } },
-    { name = "a JSON object without `status`", kind = "protocol", status = 200,
-      fault = function(cred)
-        return { "notenvelope", { body = envelope_for(cred, '{"data":[],"errors":null}') } }
-      end },
-    { name = "a body cut short (Content-Length longer than sent)", kind = "network", fault = { "truncated" } },
-    { name = "a connection reset", kind = "network", fault = { "reset" } },
-    { name = "a server that accepts and never answers", kind = "timeout", ops = { "create" },
-      fault = { "hang", { seconds = 30 } }, opts = { timeout = 1 }, min = 0.9 },
-    { name = "a server that drips a byte a second", kind = "timeout", ops = { "list" },
-      fault = { "drip", { seconds = 30 } }, opts = { timeout = 1.5 }, min = 1.4 },
-    { name = "a reply larger than `max_response`", kind = "protocol",
-      fault = { "bigbody", { bytes = 300000 } }, opts = { max_response = 65536 } },
-    { name = "a redirect to another host", kind = "http", status = 302, fault = { "redirect" } },
-    { name = "TLS: a certificate from an untrusted CA", kind = "tls", untrusted = true,
-      url = function() return LH end },
-    { name = "TLS: a certificate for another host name", kind = "tls",
-      url = function(transport)
-        return transport == "ngx" and "https://wronghost.test:" .. srv.ports.cpanel or srv.wronghost_url
-      end },
-    { name = "TLS: an expired certificate", kind = "tls", needs = "expired",
-      url = function() return "https://localhost:" .. srv.ports.expired end },
-    { name = "connection refused", kind = "network",
-      url = function() return "https://localhost:" .. refused_port() end },
-    { name = "a host name that does not resolve", kind = "network",
-      url = function() return "https://no-such-host.invalid:2083" end },
+  -- The cases of spec/support/fault_cases.lua, every one through both transports. Where
+  -- each target is: the ngx transport verifies host names only, so it connects to names;
+  -- the untrusted case runs in the nginx that trusts only the system CAs (and libcurl gets
+  -- no cafile).
+  local TARGETS = {
+    untrusted = function() return LH end,
+    wronghost = function(transport)
+      return transport == "ngx" and "https://wronghost.test:" .. srv.ports.cpanel or srv.wronghost_url
+    end,
+    expired = function() return "https://localhost:" .. srv.ports.expired end,
+    refused = function() return "https://localhost:" .. refused_port() end,
+    unresolvable = function() return FAULTS.UNRESOLVABLE_URL end,
   }
 
   local OPS = {
@@ -537,12 +494,8 @@ describe("OpenResty #novalgrind", function()
     rename = { "rename", "matrix", "matrix_renamed" }, revoke = { "revoke", "matrix" },
   }
 
-  for _, m in ipairs(MATRIX) do
+  for _, m in ipairs(FAULTS.cases) do
     it("fault matrix through ngx as through libcurl: " .. m.name .. " -> " .. m.kind, function()
-      if m.needs and not srv.ports[m.needs] then
-        pending("the fake server has no " .. m.needs .. " port")
-        return
-      end
       for _, cred in ipairs { "password", "token", "whm_token" } do
         local outs = {}
         for _, transport in ipairs { "ngx", "curl" } do
@@ -550,14 +503,16 @@ describe("OpenResty #novalgrind", function()
           srv:seed_token("alice", { name = "matrix", token = TOKEN })
           local label = m.name .. " / " .. cred .. " / " .. transport
           local case = case_for(transport, cred, { opts = m.opts })
-          if m.untrusted then case.opts.cafile = nil end
-          if m.url then case.url = m.url(transport) end
-          local fault = type(m.fault) == "function" and m.fault(cred) or m.fault
+          local untrusted = m.target == "untrusted"
+          if untrusted then case.opts.cafile = nil end
+          if m.target then case.url = TARGETS[m.target](transport) end
+          local mode, params = FAULTS.fault(m, cred)
+          local fault = mode and { mode, params } or nil
           -- a warm connection first, so that faults also hit a reused one; then the client recovers
           case.warm, case.recover, case.fault = fault ~= nil, fault ~= nil, fault
           case.ops = {}
           for _, op in ipairs(m.ops or { "create", "list", "rename", "revoke" }) do case.ops[#case.ops + 1] = OPS[op] end
-          local out = (m.untrusted and transport == "ngx" and ng_system or ng):run(case)
+          local out = (untrusted and transport == "ngx" and ng_system or ng):run(case)
           assert.is_nil(out.new_error, label)
           assert.are.equal(transport, out.transport, label)
           if case.warm then ok(out.warm, label .. " (warm)") end

@@ -1,0 +1,75 @@
+--[[
+The fault matrix, once: every way the server or the network can misbehave and the error
+kind it must end in. spec/45-faults_spec.lua runs it through the libcurl transport,
+spec/80-openresty_spec.lua through both transports, and README's "Fault matrix" lists
+the same rows (checked by spec/45).
+
+One row per case. name: README's row; kind/status/errors: the error; fault: the fake's
+fault mode and params, as { mode, params } or a function(cred) returning them (the body
+differs for WHM); target: where to connect instead of the credential's own server, one
+of "untrusted", "wronghost", "expired", "refused", "unresolvable" (each spec knows its
+URLs); opts: client options; ops: which operations to run (default all); min: the least
+time the failure may take (timeouts).
+]]
+local M = {}
+
+M.API_FAILED = "The request failed. (Error ID: 4kd9qz) Ask your hosting provider to research"
+  .. " this error in cPanel & WHM\226\128\153s main error log."
+
+local function envelope_for(cred, uapi)
+  if cred == "whm_token" then
+    return '{"apiversion":3,"func":"list","module":"Tokens","result":' .. uapi .. "}"
+  end
+  return uapi
+end
+
+M.cases = {
+  { name = "HTTP 500", kind = "http", status = 500, fault = { "status", { status = 500 } } },
+  { name = "HTTP 503", kind = "http", status = 503, fault = { "status", { status = 503 } } },
+  { name = "401 with an HTML body", kind = "auth", status = 401, fault = { "status", { status = 401 } } },
+  { name = "403 with an HTML body", kind = "auth", status = 403, fault = { "status", { status = 403 } } },
+  { name = "401 with a JSON body", kind = "auth", status = 401, errors = { "Access denied" },
+    fault = { "json_status", { status = 401 } } },
+  { name = "403 with a JSON body", kind = "auth", status = 403, errors = { "Access denied" },
+    fault = { "json_status", { status = 403 } } },
+  { name = "a login page (HTML) with status 200", kind = "auth", status = 200, fault = { "login" } },
+  { name = "`status: 0` with errors", kind = "api", status = 200, errors = { M.API_FAILED },
+    fault = function(cred)
+      return "notenvelope", { body = envelope_for(cred, '{"data":null,"errors":["' .. M.API_FAILED
+        .. '"],"messages":null,"warnings":null,"metadata":{},"status":0}') }
+    end },
+  { name = "malformed JSON", kind = "protocol", status = 200, fault = { "malformed" } },
+  { name = "JSON that is an array", kind = "protocol", status = 200,
+    fault = { "notenvelope", { body = "[1,2]" } } },
+  { name = "JSON that is a string", kind = "protocol", status = 200,
+    fault = { "notenvelope", { body = '"hello"' } } },
+  { name = "a JSON object without `status`", kind = "protocol", status = 200,
+    fault = function(cred)
+      return "notenvelope", { body = envelope_for(cred, '{"data":[],"errors":null}') }
+    end },
+  { name = "a body cut short (Content-Length longer than sent)", kind = "network",
+    fault = { "truncated" } },
+  { name = "a connection reset", kind = "network", fault = { "reset" } },
+  { name = "a server that accepts and never answers", kind = "timeout", ops = { "create" },
+    fault = { "hang", { seconds = 30 } }, opts = { timeout = 1 }, min = 0.9 },
+  { name = "a server that drips a byte a second", kind = "timeout", ops = { "list" },
+    fault = { "drip", { seconds = 30 } }, opts = { timeout = 1.5 }, min = 1.4 },
+  { name = "a reply larger than `max_response`", kind = "protocol",
+    fault = { "bigbody", { bytes = 300000 } }, opts = { max_response = 65536 } },
+  { name = "a redirect to another host", kind = "http", status = 302, fault = { "redirect" } },
+  { name = "TLS: a certificate from an untrusted CA", kind = "tls", target = "untrusted" },
+  { name = "TLS: a certificate for another host name", kind = "tls", target = "wronghost" },
+  { name = "TLS: an expired certificate", kind = "tls", target = "expired" },
+  { name = "connection refused", kind = "network", target = "refused" },
+  { name = "a host name that does not resolve", kind = "network", target = "unresolvable" },
+}
+
+--- The fault mode and params of case for a credential kind; nil when the case has no fault.
+function M.fault(case, cred)
+  if type(case.fault) == "function" then return case.fault(cred) end
+  if case.fault then return case.fault[1], case.fault[2] end
+end
+
+M.UNRESOLVABLE_URL = "https://no-such-host.invalid:2083"
+
+return M
