@@ -153,6 +153,9 @@ end
 function Server:reset() self:_control("/reset") end
 
 --- Activate a fault mode on the API ports; params.times limits it to that many requests.
+-- params.func ("list", "create_full_access", "revoke", "rename"), params.auth ("cpanel",
+-- "basic", "whm") and params.port ("cpanel", "whm") narrow it to matching requests;
+-- params.skip lets that many matching requests through first.
 function Server:fault(mode, params) self:_control("/fault", { mode = mode, params = params or {} }) end
 
 function Server:clear_faults() self:_control("/clear_faults") end

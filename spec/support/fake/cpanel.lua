@@ -152,9 +152,32 @@ local function shuffle(a)
   end
 end
 
-local function take(mode) -- an active fault's params, counting down `times`
+-- The UAPI function a request calls ("list", "create_full_access", ...), whichever API form.
+local function func_of(rec)
+  if not rec then return nil end
+  local f = rec.uri:match("^/execute/[^/]*/(.*)$")
+  if f then return f end
+  local v = rec.args and rec.args.cpanel_jsonapi_func
+  if type(v) == "table" then v = v[#v] end
+  return v
+end
+
+-- An active fault's params, counting down `times`. A fault may be narrowed to
+-- requests with params.func (the UAPI function), params.auth ("cpanel", "basic",
+-- "whm") and params.port ("cpanel", "whm"); params.skip lets that many matching
+-- requests through first.
+local function take(mode, rec)
   local f = state.faults[mode]
   if not f then return nil end
+  local p = f.params
+  if rec and ((p.func and p.func ~= func_of(rec)) or (p.auth and p.auth ~= rec.auth)
+      or (p.port and p.port ~= rec.port)) then
+    return nil
+  end
+  if f.skip and f.skip > 0 then
+    f.skip = f.skip - 1
+    return nil
+  end
   if f.remaining then
     f.remaining = f.remaining - 1
     if f.remaining <= 0 then state.faults[mode] = nil end
@@ -444,12 +467,12 @@ for _, f in ipairs(FAULTS) do KNOWN_FAULTS[f[1]] = true end
 
 function M.api(port)
   local rec, secret = request(port)
-  local p = take("latency")
+  local p = take("latency", rec)
   if p then ngx.sleep((tonumber(p.ms) or 0) / 1000) end
-  p = take("slow")
+  p = take("slow", rec)
   if p then ngx.sleep(tonumber(p.seconds) or 1) end
   for _, f in ipairs(FAULTS) do
-    p = take(f[1])
+    p = take(f[1], rec)
     if p then return f[2](p) end
   end
   if state.faults.fixed_list and is_list(rec) then
@@ -479,7 +502,7 @@ function CONTROL.fault(req)
   assert(KNOWN_FAULTS[req.mode], "unknown fault mode: " .. tostring(req.mode))
   local times = tonumber(params.times)
   if times and times <= 0 then return end
-  state.faults[req.mode] = { params = params, remaining = times }
+  state.faults[req.mode] = { params = params, remaining = times, skip = tonumber(params.skip) }
 end
 
 function CONTROL.clear_faults()
