@@ -479,11 +479,31 @@ static int l_set_token(lua_State *L) {
   return 1;
 }
 
+/*
+ * client:_holds(secret) -> boolean: whether the client authenticates with
+ * exactly this token (rotation: is the stored token the client's own?).
+ * Compared in constant time; the secret never leaves C.
+ */
+static int l_holds(lua_State *L) {
+  cpt_client_t *c = check_client(L);
+  size_t n, i, m;
+  const char *s = luaL_checklstring(L, 2, &n);
+  unsigned char diff = 0;
+  if (c->target.cred != CPT_CRED_TOKEN || c->target.secret == NULL) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  m = strlen(c->target.secret);
+  for (i = 0; i < n && i < m; i++) diff |= (unsigned char)(s[i] ^ c->target.secret[i]);
+  lua_pushboolean(L, diff == 0 && n == m);
+  return 1;
+}
+
 void cpt_client_open(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"_create", l_create}, {"list", l_list},   {"revoke", l_revoke}, {"rename", l_rename},
       {"close", l_close},    {"info", l_info},   {"_prepare", l_prepare},
-      {"_set_token", l_set_token}, {NULL, NULL}};
+      {"_set_token", l_set_token}, {"_holds", l_holds}, {NULL, NULL}};
   if (luaL_newmetatable(L, CLIENT_MT)) {
     lua_newtable(L);
     cpt_setfuncs(L, methods);

@@ -97,7 +97,7 @@ describe("rotation", function()
   end
 
   describe("rotate", function()
-    it("creates <prefix>-<UTC YYYYMMDDHHMMSS> with the expiry, stores it before revoking, verifies it",
+    it("creates <prefix>-<UTC YYYYMMDDHHMMSS> with the expiry, verifies it, stores it before revoking",
       function()
       local now = os.time()
       srv:seed_token("alice", { name = "deploy-20200101000000", token = token_value(1), create_time = now - 1000 })
@@ -127,10 +127,10 @@ describe("rotation", function()
                         expires_at = tok.expires_at }, seen.tok)
       assert.are.same(sorted { "deploy-20200101000000", tok.name }, seen.names)
       assert.are.same({ created = tok.name, revoked = { "deploy-20200101000000" }, kept = {}, orphans = {},
-                        switched = false }, report)
+                        foreign = {}, switched = false }, report)
       assert.are.same({ tok.name }, names())
 
-      -- The order on the wire: list, create, (store), verify with the new token, revoke.
+      -- The order on the wire: list, create, verify with the new token, (store), revoke.
       local log = srv:log()
       local steps = {}
       for i, rec in ipairs(log) do
@@ -139,7 +139,7 @@ describe("rotation", function()
         if fn == "revoke" then assert.is_true(i > seen.log_len, "revoke after store") end
       end
       assert.are.same({ "list/basic", "create_full_access/basic", "list/cpanel", "revoke/basic" }, steps)
-      assert.are.equal(2, seen.log_len)
+      assert.are.equal(3, seen.log_len, "stored after the verifying call")
     end)
 
     it("accepts expires_at as an epoch or ISO 8601, and no expiry at all", function()
@@ -336,25 +336,44 @@ describe("rotation", function()
     end)
 
     describe("when the verification fails", function()
-      it("revokes the new token and touches nothing old (a 500 on the verifying call)", function()
+      it("revokes the new token, never stores it, touches nothing old (a 500 on the verifying call)", function()
         srv:seed_token("alice", { name = "deploy-20200101000000", token = token_value(1), create_time = os.time() - 100 })
-        local res, err = client():rotate { prefix = "deploy", store = function()
-          srv:fault("status", { status = 500, times = 1 })
-          return true
-        end }
+        rotate._test_hook = function(step)
+          if step == "create" then srv:fault("status", { status = 500, times = 1 }) end
+        end
+        local stored = {}
+        local res, err = client():rotate { prefix = "deploy", store = remember(stored) }
         fails("http", "verify", res, err)
         assert.are.equal(500, err.status)
         assert.is_true(err.new_revoked)
+        assert.are.equal(0, #stored, "verified before it is stored")
         assert.are.same({ "deploy-20200101000000" }, names())
       end)
 
       it("revokes the new token when the server refuses it (401)", function()
-        local res, err = client():rotate { prefix = "deploy", store = function()
-          srv:fault("status", { status = 401, times = 1 })
-          return true
-        end }
+        rotate._test_hook = function(step)
+          if step == "create" then srv:fault("status", { status = 401, times = 1 }) end
+        end
+        local stored = {}
+        local res, err = client():rotate { prefix = "deploy", store = remember(stored) }
         fails("auth", "verify", res, err)
+        assert.are.equal(0, #stored)
         assert.are.same({}, names())
+      end)
+
+      it("with a store path: a 503 at verify leaves the file holding the old token, which works", function()
+        local path = fresh_dir() .. "/v.json"
+        assert(client():rotate { prefix = "vf", store = path })
+        local opts0, meta0 = assert(store.load(path))
+        local c = assert(cptokens.new(opts0))
+        srv:fault("status", { status = 503, func = "list", skip = 1, times = 1 })
+        local res, err = c:rotate { prefix = "vf", store = path }
+        fails("http", "verify", res, err)
+        local opts, meta = assert(store.load(path))
+        assert.are.equal(meta0.name, meta.name)
+        assert.are.equal(opts0.token, opts.token)
+        assert.is_table(assert(cptokens.new(opts)):list(), "the stored token still authenticates")
+        assert.are.same({ meta0.name }, names("vf"))
       end)
 
       it("does not verify with verify = false", function()
@@ -390,7 +409,7 @@ describe("rotation", function()
         srv:seed_token("alice", { name = "deploy-20200101000000", token = token_value(1), create_time = os.time() - 200 })
         srv:seed_token("alice", { name = "deploy-20200101000100", token = token_value(2), create_time = os.time() - 100 })
         rotate._test_hook = function(step)
-          if step == "verify" then srv:fault("status", { status = 500, times = 1 }) end
+          if step == "store" then srv:fault("status", { status = 500, times = 1 }) end
         end
         local stored = {}
         local tok, report = client():rotate { prefix = "deploy", store = remember(stored) }
@@ -409,9 +428,11 @@ describe("rotation", function()
         local first = {}
         assert(client():rotate { prefix = "deploy", store = remember(first) })
         local c = client { token = first[1].token }
+        local current = first[1].name
         for round = 1, 3 do
           local got = {}
-          local tok, report = c:rotate { prefix = "deploy", store = remember(got) }
+          local tok, report = c:rotate { prefix = "deploy", store = remember(got), current = current }
+          current = tok and tok.name
           assert.is_table(tok, tostring(report))
           assert.is_true(report.switched, "round " .. round)
           assert.are.equal(1, #report.revoked)
@@ -427,12 +448,42 @@ describe("rotation", function()
         srv:seed_token("alice", { name = "deploy-20200101000100", token = token_value(2), create_time = now - 100 })
         -- the client's own token is the newest old one: it is revoked first
         local c = client { token = token_value(2) }
-        local tok, report = c:rotate { prefix = "deploy", store = remember {} }
+        local tok, report = c:rotate { prefix = "deploy", store = remember {}, current = "deploy-20200101000100" }
         assert.is_table(tok, tostring(report))
         assert.is_nil(report.errors)
         assert.is_true(report.switched)
         assert.are.same({ "deploy-20200101000100", "deploy-20200101000000" }, report.revoked)
         assert.are.same({ tok.name }, names())
+        assert.is_table(c:list())
+        assert.are.equal(0, srv:count { status = 401 }, "no call was made with a revoked token")
+      end)
+
+      it("without current, a token client that revoked its own token stops at the first refusal", function()
+        local now = os.time()
+        srv:seed_token("alice", { name = "deploy-20200101000000", token = token_value(1), create_time = now - 200 })
+        srv:seed_token("alice", { name = "deploy-20200101000100", token = token_value(2), create_time = now - 100 })
+        local c = client { token = token_value(2) }
+        local tok, report = c:rotate { prefix = "deploy", store = remember {} }
+        assert.is_table(tok, tostring(report))
+        assert.are.same({ "deploy-20200101000100" }, report.revoked)
+        assert.are.equal(1, #report.errors)
+        assert.are.equal("auth", report.errors[1].err.kind)
+        -- one failed login, never a retry with the same refused credential (cPHulk)
+        assert.are.equal(1, srv:count { auth = "cpanel", status = 401 })
+      end)
+
+      it("with a store path holding the client's own token, switches before revoking it", function()
+        local path = fresh_dir() .. "/self.json"
+        assert(client():rotate { prefix = "deploy", store = path })
+        local c = assert(cptokens.new(assert(store.load(path))))
+        for _ = 1, 2 do
+          local tok, report = c:rotate { prefix = "deploy", store = path }
+          assert.is_table(tok, tostring(report))
+          assert.is_true(report.switched)
+          assert.is_nil(report.errors)
+          assert.are.same({ tok.name }, names())
+        end
+        assert.are.equal(0, srv:count { status = 401 })
         assert.is_table(c:list())
       end)
 
@@ -496,7 +547,8 @@ describe("rotation", function()
       assert.are.equal("600", util.file_mode(path))
       local opts, meta = assert(store.load(path))
       assert.are.same({ url = srv.url, user = "alice", token = tok.token, cafile = srv.cafile }, opts)
-      assert.are.same({ name = tok.name, create_time = tok.create_time, expires_at = tok.expires_at }, meta)
+      assert.are.same({ name = tok.name, create_time = tok.create_time, expires_at = tok.expires_at,
+                        history = {} }, meta)
       local c = assert(cptokens.new(opts))
       assert.is_table(c:list())
       -- and rotating from it again: the file follows
@@ -550,6 +602,107 @@ describe("rotation", function()
         return nil, "no room for " .. t.token
       end }
       H.assert_no_secret(err, { made[#made].token, tok.token, ALICE_PW })
+    end)
+  end)
+
+  describe("a store path owns only its own tokens", function()
+    it("one prefix, two stores: neither rotation revokes the other's token; each names it as foreign", function()
+      local dir = fresh_dir()
+      local a, b = dir .. "/a.json", dir .. "/b.json"
+      assert(client():rotate { prefix = "deploy", store = a })
+      local _, report = assert(client():rotate { prefix = "deploy", store = b })
+      local _, ma = assert(store.load(a))
+      assert.are.same({ ma.name }, report.foreign)
+      assert.are.same({}, report.revoked)
+      for _ = 1, 2 do
+        local tok, rep = assert(client():rotate { prefix = "deploy", store = a })
+        assert.are.equal(1, #rep.foreign)
+        assert.are_not.equal(tok.name, rep.foreign[1])
+      end
+      for _, path in ipairs { a, b } do
+        assert.is_table(assert(cptokens.new(assert(store.load(path)))):list(), path .. " still works")
+      end
+      assert.are.equal(2, #names("deploy"))
+    end)
+
+    it("keeps `keep` older tokens in the file's history and revokes them as they age out", function()
+      local path = fresh_dir() .. "/k.json"
+      local made = {}
+      for i = 1, 4 do
+        made[i] = assert(client():rotate { prefix = "deploy", keep = 2, store = path }).name
+      end
+      local _, meta = assert(store.load(path))
+      assert.are.same({ made[3], made[2] }, meta.history)
+      assert.are.same(sorted { made[2], made[3], made[4] }, names("deploy"))
+    end)
+
+    it("refuses a token file of another server with the same user name; nothing is sent", function()
+      local path = fresh_dir() .. "/o.json"
+      assert(store.save(path, { name = "deploy-x", token = token_value(3), create_time = 1 },
+        { url = "https://cpanel.other.example:2083", user = "alice" }))
+      local before = #srv:log()
+      local res, err = client():rotate { prefix = "deploy", store = path }
+      fails("invalid", "store", res, err)
+      assert.is_truthy(err.message:find("cpanel.other.example", 1, true), err.message)
+      assert.are.equal(before, #srv:log())
+      assert.are.equal("deploy-x", select(2, store.load(path)).name)
+    end)
+
+    it("rotates through a symbolic link: the link stays, its target holds the new token", function()
+      local dir = fresh_dir()
+      assert(util.execute("mkdir " .. shell_quote(dir .. "/real")))
+      assert(client():rotate { prefix = "deploy", store = dir .. "/real/t.json" })
+      assert(util.execute("ln -s real/t.json " .. shell_quote(dir .. "/t.json")))
+      local tok = assert(client():rotate { prefix = "deploy", store = dir .. "/t.json" })
+      assert.are.equal(tok.token, assert(store.load(dir .. "/real/t.json")).token)
+      assert.are.same({ tok.name }, names("deploy"))
+      assert.are.equal("real/t.json", (capture("readlink " .. shell_quote(dir .. "/t.json")):gsub("%s+$", "")))
+    end)
+
+    it("serialises rotations of one store: overlapping runs never lose or orphan a token", function()
+      local dir = fresh_dir()
+      local path = dir .. "/c.json"
+      assert(client():rotate { prefix = "deploy", store = path })
+      local script = dir .. "/rot.lua"
+      write_file(script, [[
+local build = os.getenv("CPTOKENS_BUILD") or "build/5.4"
+package.cpath = build .. "/?.so;" .. package.cpath
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+local cptokens = require "cptokens"
+local path = os.getenv("CPT_STORE")
+local c = assert(cptokens.new(assert(cptokens.store.load(path))))
+local tok, err = c:rotate { prefix = "deploy", store = path, lock_timeout = 20 }
+os.exit(tok and 0 or (err.step == "lock" and 4 or 1))
+]])
+      srv:fault("latency", { ms = 150 })
+      local cmd = {}
+      for i = 1, 3 do
+        cmd[i] = "(sleep 0." .. (i - 1) .. "; CPT_STORE=" .. shell_quote(path) .. " " .. shell_quote(LUA) .. " "
+          .. shell_quote(script) .. "; echo status=$?) &"
+      end
+      local out = capture(table.concat(cmd, " ") .. " wait")
+      srv:clear_faults()
+      local ok = 0
+      for st in out:gmatch("status=(%d+)") do
+        assert.are.equal("0", st, out)
+        ok = ok + 1
+      end
+      assert.are.equal(3, ok)
+      local opts, meta = assert(store.load(path))
+      assert.is_table(assert(cptokens.new(opts)):list())
+      assert.are.same({ meta.name }, names("deploy"))
+    end)
+
+    it("a second rotation that cannot get the lock in time fails at step lock, sending nothing", function()
+      local path = fresh_dir() .. "/l.json"
+      assert(client():rotate { prefix = "deploy", store = path })
+      local lock = assert(store.lock(path, 0))
+      local before = #srv:log()
+      local res, err = client():rotate { prefix = "deploy", store = path, lock_timeout = 0.2 }
+      lock:release()
+      fails("invalid", "lock", res, err)
+      assert.is_truthy(err.message:find("another process", 1, true), err.message)
+      assert.are.equal(before, #srv:log())
     end)
   end)
 
@@ -617,17 +770,17 @@ os.exit(0)
           assert.is_table(c:list(), "the stored token still authenticates")
           assert.are.equal(opts.token, server_token(meta.name).token)
           assert.are.equal("600", util.file_mode(path))
-          assert.are.same({ "deploy.json" }, util.list_dir(dir))
+          assert.are.same({ "deploy.json", "deploy.json.lock" }, util.list_dir(dir))
 
           -- What the kill left behind, step by step.
           local now_names = names("deploy")
           if step == "list" then
             assert.are.same(before, now_names)
             assert.are.equal(meta0.name, meta.name)
-          elseif step == "create" then
+          elseif step == "create" or step == "verify" then
             assert.are.equal(keep + 2, #now_names) -- one orphan nobody has
             assert.are.equal(meta0.name, meta.name)
-          elseif step == "store" or step == "verify" then
+          elseif step == "store" then
             assert.are.equal(keep + 2, #now_names)
             assert.are_not.equal(meta0.name, meta.name)
           else
@@ -638,7 +791,7 @@ os.exit(0)
           -- The same rotation again converges: keep + 1 tokens, the stored one among them.
           local tok, report = c:rotate { prefix = "deploy", expires_in = "1h", keep = keep, store = path }
           assert.is_table(tok, tostring(report))
-          if step == "create" then
+          if step == "create" or step == "verify" then
             assert.are.equal(1, #report.orphans)
             assert.is_nil(server_token(report.orphans[1]))
           else
@@ -654,7 +807,7 @@ os.exit(0)
           assert.is_table(assert(cptokens.new(opts2)):list())
           assert.is_table(c:list(), "the rotating client goes on with the new token")
           assert.is_table(server_token("deploy-old-manual"), "other tokens untouched")
-          assert.are.same({ "deploy.json" }, util.list_dir(dir))
+          assert.are.same({ "deploy.json", "deploy.json.lock" }, util.list_dir(dir))
         end)
       end
     end

@@ -58,7 +58,7 @@ describe("cptokens.store", function()
       assert.are.same({ "token.json" }, util.list_dir(dir))
       local doc = cjson.decode(read_file(path))
       assert.are.same({ name = TOK.name, token = TOKEN, create_time = TOK.create_time, expires_at = TOK.expires_at,
-                        url = srv.url, user = "alice", cafile = srv.cafile }, doc)
+                        url = srv.url, user = "alice", cafile = srv.cafile, history = {} }, doc)
     end)
 
     it("writes null for a token that never expires, and takes a client as conn", function()
@@ -72,11 +72,11 @@ describe("cptokens.store", function()
       assert.is_nil(text:find(ALICE_PW, 1, true), "the client's own credential is not in the file")
     end)
 
-    it("replaces an existing file atomically and keeps mode 0600 under any umask", function()
+    it("replaces an existing file atomically under any umask, never readable by others", function()
       local dir = fresh_dir()
       local path = dir .. "/token.json"
       write_file(path, "old")
-      os.execute("chmod 644 " .. shell_quote(path))
+      os.execute("chmod 606 " .. shell_quote(path))
       local script = dir .. "/save.lua"
       write_file(script, [[
 local build = os.getenv("CPTOKENS_BUILD") or "build/5.4"
@@ -158,7 +158,8 @@ io.write(ok and "saved" or tostring(err))
       assert(store.save(path, tok, c:info()))
       local opts, meta = store.load(path)
       assert.are.same({ url = srv.url, user = "alice", token = tok.token, cafile = srv.cafile }, opts)
-      assert.are.same({ name = "stored", create_time = tok.create_time, expires_at = tok.expires_at }, meta)
+      assert.are.same({ name = "stored", create_time = tok.create_time, expires_at = tok.expires_at,
+                        history = {} }, meta)
       if math.type then
         assert.are.equal("integer", math.type(meta.create_time))
         assert.are.equal("integer", math.type(meta.expires_at))
@@ -213,7 +214,125 @@ io.write(ok and "saved" or tostring(err))
     end)
   end)
 
+  describe("save over an existing token file", function()
+    it("keeps its owner, group and mode (without bits for others)", function()
+      local dir = fresh_dir()
+      local path = dir .. "/svc.json"
+      assert(store.save(path, TOK, conn()))
+      assert(util.execute("chown nobody:nogroup " .. shell_quote(path) .. " && chmod 640 " .. shell_quote(path)))
+      assert(store.save(path, TOK, conn()))
+      assert.are.equal("nobody:nogroup", (capture("stat -c %U:%G " .. shell_quote(path)):gsub("%s+$", "")))
+      assert.are.equal("640", util.file_mode(path))
+      os.execute("chmod 664 " .. shell_quote(path))
+      assert(store.save(path, TOK, conn()))
+      assert.are.equal("660", util.file_mode(path))
+    end)
+
+    it("writes through a symbolic link to its target, and refuses a dangling one", function()
+      local dir = fresh_dir()
+      assert(util.execute("mkdir " .. shell_quote(dir .. "/real")))
+      local target, link = dir .. "/real/t.json", dir .. "/t.json"
+      assert(store.save(target, TOK, conn()))
+      assert(util.execute("ln -s real/t.json " .. shell_quote(link)))
+      local tok2 = { name = "second", token = TOKEN, create_time = 2 }
+      assert(store.save(link, tok2, conn()))
+      assert.are.equal("real/t.json", (capture("readlink " .. shell_quote(link)):gsub("%s+$", "")))
+      assert.are.equal("second", cjson.decode(read_file(target)).name)
+      assert.are.same({ "t.json" }, util.list_dir(dir .. "/real"))
+      assert(util.execute("ln -s nowhere.json " .. shell_quote(dir .. "/dangling.json")))
+      local err = invalid(store.save(dir .. "/dangling.json", TOK, conn()))
+      assert.is_truthy(err.message:find("symbolic link", 1, true), err.message)
+      invalid(store.check(dir .. "/dangling.json"))
+    end)
+
+    it("removes temporaries a killed writer left behind, and nothing else", function()
+      local dir = fresh_dir()
+      local path = dir .. "/t.json"
+      write_file(path .. ".tmp-Ab12Cd", '{"token":"' .. TOKEN .. '"}')
+      write_file(path .. ".tmp-keepme-not-ours", "x")
+      write_file(dir .. "/other.json.tmp-Zz99Zz", "x")
+      assert(store.save(path, TOK, conn()))
+      assert.are.same({ "other.json.tmp-Zz99Zz", "t.json", "t.json.tmp-keepme-not-ours" }, util.list_dir(dir))
+    end)
+  end)
+
+  describe("lock", function()
+    local function locker_script(dir)
+      local script = dir .. "/hold.lua"
+      write_file(script, [[
+local build = os.getenv("CPTOKENS_BUILD") or "build/5.4"
+package.cpath = build .. "/?.so;" .. package.cpath
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+local store = require "cptokens.store"
+local lock = assert(store.lock(os.getenv("CPT_PATH"), 0))
+io.stdout:write("locked\n") io.stdout:flush()
+io.stdin:read("*l")
+lock:release()
+]])
+      return script
+    end
+
+    it("is exclusive across processes, waits a bounded time, then fails with a one-line error", function()
+      local dir = fresh_dir()
+      local path = dir .. "/t.json"
+      local script = locker_script(dir)
+      local fifo = dir .. "/fifo"
+      assert(util.execute("mkfifo " .. shell_quote(fifo)))
+      local out = io.popen("CPT_PATH=" .. shell_quote(path) .. " " .. shell_quote(LUA) .. " "
+        .. shell_quote(script) .. " < " .. shell_quote(fifo), "r")
+      local hold = io.open(fifo, "w")
+      assert.are.equal("locked", out:read("*l"))
+      local t0 = H.clock()
+      local lock, err = store.lock(path, 0.3)
+      local waited = H.clock() - t0
+      assert.is_nil(lock)
+      assert.are.equal("invalid", err.kind)
+      assert.is_true(err.busy)
+      assert.is_truthy(err.message:find("another process", 1, true), err.message)
+      assert.is_nil(err.message:find("\n"))
+      assert.is_true(waited >= 0.25, "waited " .. waited)
+      hold:write("\n")
+      hold:close()
+      out:close()
+      lock = assert(store.lock(path, 5))
+      lock:release()
+      assert.are.same({ "fifo", "hold.lua", "t.json.lock" }, util.list_dir(dir))
+    end)
+
+    it("keeps a journal of names (never a secret) that survives the process", function()
+      local path = fresh_dir() .. "/t.json"
+      local lock = assert(store.lock(path))
+      assert.are.same({ pending = {}, revoke = {} }, lock:journal())
+      assert(lock:record { pending = { "a-1" }, revoke = { "b-1", "b-2" } })
+      lock:release()
+      lock = assert(store.lock(path))
+      assert.are.same({ pending = { "a-1" }, revoke = { "b-1", "b-2" } }, lock:journal())
+      assert(lock:record(nil))
+      assert.are.same({ pending = {}, revoke = {} }, lock:journal())
+      lock:release()
+    end)
+  end)
+
   describe("check", function()
+    it("with conn, refuses a token file of another server or account", function()
+      local dir = fresh_dir()
+      local path = dir .. "/t.json"
+      assert(store.save(path, TOK, { url = "https://other.example:2083", user = "alice" }))
+      local err = invalid(store.check(path, conn()))
+      assert.is_truthy(err.message:find("other.example", 1, true), err.message)
+      assert(store.save(path, TOK, { url = srv.url, user = "bob" }))
+      invalid(store.check(path, conn()))
+      local port = srv.url:match(":(%d+)$")
+      assert(store.save(path, TOK, { url = "https://127.0.0.1:" .. (port + 1), user = "alice" }))
+      invalid(store.check(path, conn()))
+      assert(store.save(path, TOK, { url = srv.url .. "/", user = "alice" }))
+      assert.is_true(store.check(path, conn()))
+      assert.is_true(store.same_server("https://H:2083/x", "https://h:2083"))
+      assert.is_true(store.same_server("https://h", "https://h:443"))
+      assert.is_false(store.same_server("https://h:2083", "https://h:2087"))
+      assert.is_false(store.same_server("http://h:2083", "https://h:2083"))
+    end)
+
     it("accepts a new file in a writable directory, an empty file, and a token file", function()
       local dir = fresh_dir()
       assert.is_true(store.check(dir .. "/new.json"))

@@ -52,6 +52,18 @@ local function invalid(msg)
   return nil, core.error("invalid", msg)
 end
 
+-- The names of entries, added to (and without repeating) an array of names.
+local function names_of_list(entries, into)
+  local out, seen = {}, {}
+  for _, n in ipairs(into or {}) do
+    if not seen[n] then out[#out + 1], seen[n] = n, true end
+  end
+  for _, e in ipairs(entries) do
+    if not seen[e.name] then out[#out + 1], seen[e.name] = e.name, true end
+  end
+  return out
+end
+
 local function copy(t)
   local c = {}
   for k, v in pairs(t) do c[k] = v end
@@ -188,20 +200,20 @@ end
 
 local ROTATE_OPTIONS = {
   prefix = true, expires_in = true, expires_at = true, keep = true, store = true, verify = true,
-  verify_url = true, current = true,
+  verify_url = true, current = true, lock = true, lock_timeout = true,
 }
 
 --- The expiry of the new tokens: epoch, nil (never), or nil, err.
 local function rotate_expiry(opts)
   local expires_in, expires_at = opts.expires_in, opts.expires_at
   if expires_in ~= nil and expires_at ~= nil then
-    error("cptokens: rotate: give expires_in or expires_at, not both", 4)
+    error("cptokens: rotate: give expires_in or expires_at, not both", 5)
   end
   local v = expires_in ~= nil and expires_in or expires_at
   if v == nil then return nil end
   local which = expires_in ~= nil and "expires_in" or "expires_at"
   if type(v) ~= "string" and type(v) ~= "number" then
-    error("cptokens: rotate: " .. which .. " must be a string or a number, got " .. type(v), 4)
+    error("cptokens: rotate: " .. which .. " must be a string or a number, got " .. type(v), 5)
   end
   local now = os_time()
   local epoch, msg
@@ -211,9 +223,9 @@ local function rotate_expiry(opts)
     epoch, msg = time.to_epoch(v, now)
   end
   if not epoch then return nil, core.error("invalid", "rotate: " .. which .. ": " .. clean(msg)) end
-  if epoch == 0 then return nil end
   if epoch <= now then
-    return nil, core.error("invalid", "rotate: " .. which .. ": " .. epoch .. " is not in the future")
+    return nil, core.error("invalid", "rotate: " .. which .. ": " .. epoch .. " is not in the future"
+      .. " (a token that never expires is asked for by giving no expiry)")
   end
   return epoch
 end
@@ -241,209 +253,289 @@ local function conflict(err)
   return false
 end
 
-local function rotate(self, new, opts)
-  opts = check_options("rotate", opts, ROTATE_OPTIONS, 3)
-  local prefix, keep, store_opt, verify = opts.prefix, opts.keep, opts.store, opts.verify
-  if prefix == nil then error("cptokens: rotate: 'prefix' is required", 3) end
-  if store_opt == nil then
-    error("cptokens: rotate: 'store' is required (a function or a path): the new token must be "
-      .. "kept before old ones are revoked", 3)
-  end
-  if type(store_opt) ~= "function" and type(store_opt) ~= "string" then
-    error("cptokens: rotate: 'store' must be a function or a path, got " .. type(store_opt), 3)
-  end
-  if keep == nil then keep = 0 end
-  if type(keep) ~= "number" then error("cptokens: rotate: 'keep' must be a number, got " .. type(keep), 3) end
-  if verify == nil then verify = true end
-  if type(verify) ~= "boolean" then
-    error("cptokens: rotate: 'verify' must be a boolean, got " .. type(verify), 3)
-  end
-  if opts.verify_url ~= nil and type(opts.verify_url) ~= "string" then
-    error("cptokens: rotate: 'verify_url' must be a string, got " .. type(opts.verify_url), 3)
-  end
-  if opts.current ~= nil then
-    if type(opts.current) ~= "string" then
-      error("cptokens: rotate: 'current' must be a string, got " .. type(opts.current), 3)
-    end
-    if type(store_opt) == "string" then
-      error("cptokens: rotate: 'current' is for a store function; a store path names its own token", 3)
-    end
-  end
+local function raise(msg) error("cptokens: rotate: " .. msg, 5) end
 
-  -- Checks before anything is sent.
-  local ok, err = check_prefix("rotate", prefix, 3)
+local function check_type(opts, k, want)
+  if opts[k] ~= nil and type(opts[k]) ~= want then
+    error("cptokens: rotate: '" .. k .. "' must be a " .. want .. ", got " .. type(opts[k]), 5)
+  end
+end
+
+--- Step 0: the options, checked before anything happens. Raises on misuse;
+-- returns the rotation's settings, or nil, err for bad values.
+local function check_rotate(self, opts)
+  opts = check_options("rotate", opts, ROTATE_OPTIONS, 4)
+  if opts.prefix == nil then raise("'prefix' is required") end
+  local st = opts.store
+  if st == nil then
+    raise("'store' is required (a function or a path): the new token must be kept before old "
+      .. "ones are revoked")
+  end
+  if type(st) ~= "function" and type(st) ~= "string" then
+    raise("'store' must be a function or a path, got " .. type(st))
+  end
+  check_type(opts, "keep", "number")
+  check_type(opts, "verify", "boolean")
+  check_type(opts, "verify_url", "string")
+  check_type(opts, "current", "string")
+  check_type(opts, "lock", "string")
+  check_type(opts, "lock_timeout", "number")
+  if type(st) == "string" and (opts.current or opts.lock) then
+    raise("'" .. (opts.current and "current" or "lock") .. "' is for a store function; a store path "
+      .. "names its own token and lock")
+  end
+  local ok, err = check_prefix("rotate", opts.prefix, 4)
   if not ok then return nil, err end
+  local keep = opts.keep or 0
   if keep < 0 or keep ~= math_floor(keep) or keep ~= keep or keep == math.huge then
     return invalid("rotate: keep must be a whole number >= 0, got " .. clean(keep))
+  end
+  local wait = opts.lock_timeout or 30
+  if wait < 0 or wait ~= wait or wait > 86400 then
+    return invalid("rotate: lock_timeout must be 0 to 86400 seconds, got " .. clean(wait))
   end
   local expires_at
   expires_at, err = rotate_expiry(opts)
   if err then return nil, err end
-  local info = self:info()
-  local conn
-  if verify or type(store_opt) == "string" then
-    conn, err = token_conn(info, opts.verify_url)
-    if not conn then return nil, err end
+  local cfg = { prefix = opts.prefix, keep = keep, store = st, verify = opts.verify ~= false,
+                current = opts.current, expires_at = expires_at, info = self:info(), wait = wait,
+                lock_path = type(st) == "string" and st or opts.lock }
+  if cfg.verify or type(st) == "string" then
+    cfg.conn, err = token_conn(cfg.info, opts.verify_url)
+    if not cfg.conn then return nil, err end
   end
+  return cfg
+end
 
-  local stored -- { name, create_time? }: the token the store holds now
-  if type(store_opt) == "string" then
-    ok, err = store.check(store_opt)
-    if not ok then
-      return nil, step_error("store", err, "; nothing was sent, no token was made")
-    end
-    local prev, meta = store.load(store_opt)
-    if prev then
-      if prev.user ~= info.user then
-        return nil, step_error("store", "the token file " .. quote(store_opt) .. " holds a token of user "
-          .. quote(prev.user) .. ", not " .. quote(info.user) .. "; refusing to overwrite it",
-          "; nothing was sent, no token was made")
-      end
-      stored = { name = meta.name, create_time = meta.create_time }
-    end
-  elseif opts.current then
-    stored = { name = opts.current }
+local NOTHING_SENT = "; nothing was sent, no token was made"
+
+--- Step 1: the lock (a path store, or a store function given `lock`), and
+-- what the store holds now: cfg.stored { name, token? }, cfg.history (names,
+-- or nil: the store owns the whole prefix), cfg.journal. true, or nil, err.
+local function read_store(self, cfg)
+  local own -- the client authenticates with the stored token (read before waiting for the lock)
+  if type(cfg.store) == "string" then
+    local ok, err = store.check(cfg.store, cfg.conn)
+    if not ok then return nil, step_error("store", err, NOTHING_SENT) end
+    local pre = store.load(cfg.store)
+    own = pre and self:_holds(pre.token)
   end
-
-  -- 1. list
-  local list
-  list, err = self:list()
-  if not list then return nil, step_error("list", err, "; nothing was changed") end
-  hook("list")
-
-  local entries, taken = {}, {}
-  for _, t in ipairs(list) do
-    taken[t.name] = true
-    local stamp, n = parse_name(t.name, prefix)
-    if stamp then
-      entries[#entries + 1] = { name = t.name, create_time = t.create_time, stamp = stamp, n = n }
-    end
+  if cfg.lock_path then
+    local lock, err = store.lock(cfg.lock_path, cfg.wait)
+    if not lock then return nil, step_error("lock", err, NOTHING_SENT) end
+    cfg.lock, cfg.journal = lock, lock:journal()
+  else
+    cfg.journal = { pending = {}, revoke = {} }
   end
+  if type(cfg.store) ~= "string" then
+    cfg.stored = cfg.current and { name = cfg.current }
+    return true
+  end
+  local ok, err = store.check(cfg.store, cfg.conn) -- again: now under the lock
+  if not ok then return nil, step_error("store", err, NOTHING_SENT) end
+  cfg.history = {}
+  local prev, meta = store.load(cfg.store)
+  if prev then
+    cfg.stored = { name = meta.name, token = prev.token }
+    cfg.history = meta.history or {}
+    -- A rotation of the same file ran while this one waited: go on with what it stored,
+    -- rather than fail to authenticate with a token it revoked.
+    if own and not self:_holds(prev.token) then self:_set_token(prev.token) end
+  end
+  return true
+end
 
-  -- The stored token's place in the order, for orphan detection.
+local function set_of(names)
+  local s = {}
+  for _, n in ipairs(names or {}) do s[n] = true end
+  return s
+end
+
+--- Step 2: sorts the account's tokens. A path store owns exactly the token it
+-- holds and its history; a store function owns the whole prefix (tokens newer
+-- than `current` are orphans). Names in the journal that are still there are
+-- leftovers of an interrupted run, revoked as orphans. Tokens with the prefix
+-- that the store does not own are `foreign`: left alone.
+local function classify(cfg, list)
+  local prefix, stored = cfg.prefix, cfg.stored
+  local c = { olds = {}, orphans = {}, leftover = {}, foreign = {}, entries = {}, taken = {} }
+  local history, pending, left = set_of(cfg.history), set_of(cfg.journal.pending),
+    set_of(cfg.journal.revoke)
   local mark
-  if stored then
-    for _, e in ipairs(entries) do
-      if e.name == stored.name then mark = e end
-    end
-    if not mark then
-      for _, t in ipairs(list) do
-        if t.name == stored.name then stored.create_time = t.create_time end
-      end
-      if stored.create_time then
-        local stamp, n = parse_name(stored.name, prefix)
-        mark = { name = stored.name, create_time = stored.create_time, stamp = stamp or "", n = n or 0 }
-      end
+  for _, t in ipairs(list) do
+    c.taken[t.name] = true
+    local stamp, n = parse_name(t.name, prefix)
+    local e = { name = t.name, create_time = t.create_time, stamp = stamp or "", n = n or 0 }
+    if stamp then c.entries[#c.entries + 1] = e end
+    if stored and t.name == stored.name then mark = e end
+  end
+  for _, t in ipairs(list) do
+    local e = { name = t.name, create_time = t.create_time }
+    e.stamp, e.n = parse_name(t.name, prefix)
+    e.stamp, e.n = e.stamp or "", e.n or 0
+    local mine = e.stamp ~= "" and cfg.history == nil
+    if mark and t.name == mark.name or history[t.name] then
+      c.olds[#c.olds + 1] = e
+    elseif pending[t.name] or (mine and mark and older(mark, e)) then
+      c.orphans[#c.orphans + 1] = e
+    elseif left[t.name] then
+      c.leftover[#c.leftover + 1] = e
+    elseif mine then
+      c.olds[#c.olds + 1] = e
+    elseif e.stamp ~= "" then
+      c.foreign[#c.foreign + 1] = t.name
     end
   end
-  local orphans, olds = {}, {}
-  for _, e in ipairs(entries) do
-    if mark and e.name ~= mark.name and older(mark, e) then
-      orphans[#orphans + 1] = e
-    else
-      olds[#olds + 1] = e
-    end
-  end
+  table_sort(c.olds, function(a, b) return older(b, a) end) -- newest first
+  return c
+end
 
-  -- 2. create
-  local stamp = os_date("!%Y%m%d%H%M%S")
-  local name, n = next_name(prefix, stamp, taken, entries)
-  local tok
+--- Step 3: creates the new token under a name recorded in the journal first,
+-- so that a run killed now leaves a name the next run revokes.
+local function create_new(self, cfg, c)
+  local name, n = next_name(cfg.prefix, os_date("!%Y%m%d%H%M%S"), c.taken, c.entries)
+  local tok, err
   for _ = 1, 5 do
     if not name then
       return nil, step_error("create", core.error("invalid", "more than " .. SUFFIX_MAX
-        .. " rotations of " .. quote(prefix) .. " in one second"), "; nothing was changed")
+        .. " rotations of " .. quote(cfg.prefix) .. " in one second"), "; nothing was changed")
     end
-    tok, err = self:create(name, expires_at and { expires_at = expires_at } or nil)
+    if cfg.lock then
+      cfg.journal.pending[#cfg.journal.pending + 1] = name
+      local ok, jerr = cfg.lock:record(cfg.journal)
+      if not ok then return nil, step_error("create", jerr, "; nothing was changed") end
+    end
+    tok, err = self:create(name, cfg.expires_at and { expires_at = cfg.expires_at } or nil)
     if tok or not conflict(err) then break end
     -- Someone else took that name meanwhile: nothing was made, try the next.
-    taken[name] = true
-    name, n = next_name(prefix, stamp, taken, entries, n)
+    c.taken[name] = true
+    name, n = next_name(cfg.prefix, os_date("!%Y%m%d%H%M%S"), c.taken, c.entries, n)
   end
-  if not tok then
-    return nil, step_error("create", err, "; no old token was touched")
-  end
-  hook("create")
+  if not tok then return nil, step_error("create", err, "; no old token was touched") end
+  return tok
+end
 
-  -- Undo for a failure before the new token is safe: revoke it, touch nothing old.
-  local function abort(step, cause)
-    local rok, rerr = self:revoke(tok.name)
-    local tail
-    if rok then
-      tail = "; the new token " .. quote(tok.name) .. " was revoked and no old token was touched"
-    else
-      tail = "; revoking the new token " .. quote(tok.name) .. " failed too (" .. tostring(rerr)
-        .. "): revoke it by hand; no old token was touched"
+--- Undoes a rotation that failed before the new token was stored: revokes the
+-- new token and touches nothing old; nil, err.
+local function abort(self, cfg, tok, step, cause)
+  local rok, rerr = self:revoke(tok.name)
+  local tail
+  if rok then
+    tail = "; the new token " .. quote(tok.name) .. " was revoked and no old token was touched"
+    if cfg.lock then
+      cfg.journal.pending = {}
+      cfg.lock:record(cfg.journal)
     end
-    local e = step_error(step, cause, tail, tok.token)
-    e.new_name = tok.name
-    e.new_revoked = rok and true or false
-    return nil, e
-  end
-
-  -- 3. store
-  if type(store_opt) == "string" then
-    ok, err = store.save(store_opt, tok, conn)
   else
-    local pok, r1, r2 = pcall(store_opt, copy(tok))
-    if not pok then
-      ok, err = nil, "the store function raised an error: " .. tostring(r1)
-    elseif r1 then
-      ok = true
-    else
-      ok, err = nil, r2 == nil and "the store function returned " .. tostring(r1) or r2
-    end
+    tail = "; revoking the new token " .. quote(tok.name) .. " failed too (" .. tostring(rerr) .. "): "
+      .. (cfg.lock and "the next rotation revokes it" or "revoke it by hand") .. "; no old token was touched"
   end
-  if not ok then return abort("store", err) end
-  hook("store")
+  local e = step_error(step, cause, tail, tok.token)
+  e.new_name = tok.name
+  e.new_revoked = rok and true or false
+  return nil, e
+end
 
-  -- 4. verify
-  if verify then
-    ok, err = verify_token(new, conn, tok.token)
-    if not ok then return abort("verify", err) end
+--- Step 5: hands the verified token to the store. true, or nil, cause.
+local function store_new(cfg, tok, kept)
+  if type(cfg.store) == "string" then
+    return store.save(cfg.store, tok, cfg.conn, { history = kept })
   end
-  hook("verify")
+  local pok, r1, r2 = pcall(cfg.store, copy(tok))
+  if not pok then return nil, "the store function raised an error: " .. tostring(r1) end
+  if r1 then return true end
+  return nil, r2 == nil and "the store function returned " .. tostring(r1) or r2
+end
 
-  -- 5. revoke orphans, and old tokens beyond `keep` (newest kept)
-  table_sort(olds, function(a, b) return older(b, a) end)
-  local report = { created = tok.name, revoked = {}, kept = {}, orphans = {} }
-  local victims = {}
-  for _, e in ipairs(orphans) do victims[#victims + 1] = { name = e.name, orphan = true } end
-  for i, e in ipairs(olds) do
-    if i <= keep then
-      report.kept[#report.kept + 1] = e.name
-    else
-      victims[#victims + 1] = { name = e.name }
-    end
-  end
-  local self_token = info.credential == "token"
-  local switched = false
+--- Step 6: revokes the orphans and the old tokens beyond `keep`. A token
+-- client whose own token is among them goes on with the new one first (no
+-- call is ever made with a revoked token). The first authentication failure
+-- stops it (cPanel's cPHulk locks out an address after a few); what is left
+-- stays in the journal for the next run.
+local function revoke_old(self, cfg, tok, victims, report)
+  local own = cfg.info.credential == "token" and cfg.stored
+    and ((cfg.stored.token and self:_holds(cfg.stored.token)) or (not cfg.stored.token and cfg.current))
+  local left = {}
   for _, v in ipairs(victims) do
-    local rok, rerr = self:revoke(v.name)
-    if not rok and self_token and not switched and is_error(rerr) and rerr.kind == "auth" then
-      -- The client's own token was among those revoked: go on with the new one.
+    if own and v.name == cfg.stored.name and not report.switched then
       self:_set_token(tok.token)
-      switched = true
+      report.switched = true
+    end
+  end
+  local stopped
+  for _, v in ipairs(victims) do
+    local rok, rerr
+    if stopped then
+      rerr = core.error("auth", "not sent: an earlier revocation failed to authenticate ("
+        .. stopped .. "); the next rotation retries")
+    else
       rok, rerr = self:revoke(v.name)
     end
     if rok then
       report.revoked[#report.revoked + 1] = v.name
       if v.orphan then report.orphans[#report.orphans + 1] = v.name end
     else
+      if not stopped and is_error(rerr) and rerr.kind == "auth" then stopped = rerr.message end
+      left[#left + 1] = v.name
       report.errors = report.errors or {}
       report.errors[#report.errors + 1] = { name = v.name, err = rerr }
     end
   end
-  if self_token and not switched and report.revoked[1] then
-    -- Did the last revocation take the client's own token? One call tells.
-    local l, lerr = self:list()
-    if not l and is_error(lerr) and lerr.kind == "auth" then
-      self:_set_token(tok.token)
-      switched = true
+  return left
+end
+
+local function rotate_steps(self, cfg)
+  local ok, err = read_store(self, cfg)
+  if not ok then return nil, err end
+  local list
+  list, err = self:list()
+  if not list then return nil, step_error("list", err, "; nothing was changed") end
+  hook("list")
+  local c = classify(cfg, list)
+  local tok
+  tok, err = create_new(self, cfg, c)
+  if not tok then return nil, err end
+  hook("create")
+  if cfg.verify then
+    ok, err = verify_token(cfg.new, cfg.conn, tok.token)
+    if not ok then return abort(self, cfg, tok, "verify", err) end
+  end
+  hook("verify")
+  local report = { created = tok.name, revoked = {}, kept = {}, orphans = {}, foreign = c.foreign,
+                   switched = false }
+  local victims = {}
+  for _, e in ipairs(c.orphans) do victims[#victims + 1] = { name = e.name, orphan = true } end
+  for _, e in ipairs(c.leftover) do victims[#victims + 1] = { name = e.name } end
+  for i, e in ipairs(c.olds) do
+    if i <= cfg.keep then
+      report.kept[#report.kept + 1] = e.name
+    else
+      victims[#victims + 1] = { name = e.name }
     end
   end
-  report.switched = switched
+  if cfg.lock then -- before the store: a run killed after it still revokes them
+    cfg.journal.revoke = names_of_list(victims, cfg.journal.revoke)
+    ok, err = cfg.lock:record(cfg.journal)
+    if not ok then return abort(self, cfg, tok, "store", err) end
+  end
+  ok, err = store_new(cfg, tok, report.kept)
+  if not ok then return abort(self, cfg, tok, "store", err) end
+  hook("store")
+  local left = revoke_old(self, cfg, tok, victims, report)
+  if cfg.lock then cfg.lock:record({ pending = {}, revoke = left }) end
   hook("revoke")
+  return tok, report
+end
+
+--- client:rotate: check, lock and read the store, list, create, verify,
+-- store, revoke; the lock is released whatever happens.
+local function rotate(self, new, opts)
+  local cfg, err = check_rotate(self, opts)
+  if not cfg then return nil, err end
+  cfg.new = new
+  local ok, tok, report = pcall(rotate_steps, self, cfg)
+  if cfg.lock then cfg.lock:release() end
+  if not ok then error(tok, 0) end
   return tok, report
 end
 

@@ -2,15 +2,21 @@
 --
 -- A token file is JSON:
 --   { "name", "token", "create_time", "expires_at" (null: never), "url", "user",
---     "cafile"?, "capath"? }
--- written by core.atomic_write: a temporary file in the same directory, mode
--- 0600 from its creation, written, fsync'd, renamed over the target, and the
+--     "cafile"?, "capath"?, "history" }
+-- `history` names the older tokens of this store that rotation kept (no
+-- secrets): with the stored one, the only tokens a rotation of this file may
+-- revoke. It is written by core.atomic_write: a temporary file in the same
+-- directory, mode 0600 from its creation, given the owner, group and mode of
+-- the file it replaces (never a bit for others), written, fsync'd, renamed
+-- over the target (through a symbolic link: over its target), and the
 -- directory fsync'd. A reader sees the old file or the new one, never a mix,
 -- and nobody else can read it at any moment.
 --
---   store.save(path, tok, conn)  -> true | nil, err
+--   store.save(path, tok, conn [, { history = names }]) -> true | nil, err
 --   store.load(path)             -> options, meta | nil, err
---   store.check(path)            -> true | nil, err
+--   store.check(path [, conn])   -> true | nil, err
+--   store.lock(path [, seconds]) -> lock | nil, err   (lock:journal(), lock:record(t),
+--                                                     lock:release())
 --
 -- Errors are cptokens error objects of kind "invalid"; their message names the
 -- path, never the token.
@@ -22,8 +28,8 @@ local core = require "cptokens.core"
 local time = require "cptokens.time"
 local cjson = require("cjson.safe").new()
 
-local error, io_open, pcall, string_format, tostring, type =
-  error, io.open, pcall, string.format, tostring, type
+local error, io_open, ipairs, pcall, select, setmetatable, string_format, tostring, type =
+  error, io.open, ipairs, pcall, select, setmetatable, string.format, tostring, type
 local math_floor, math_tointeger, math_type = math.floor, math.tointeger, math.type
 
 local _M = {}
@@ -76,7 +82,9 @@ local function is_epoch(v)
   return type(v) == "number" and v == v and v >= 0 and v == math_floor(v) and v < 2 ^ 63
 end
 
-local function encode(tok, conn)
+local function encode(tok, conn, history)
+  local names = {}
+  for i, n in ipairs(history or {}) do names[i] = jstr(n) end
   local parts = {
     '"name":' .. jstr(tok.name),
     '"token":' .. jstr(tok.token),
@@ -87,6 +95,7 @@ local function encode(tok, conn)
   }
   if conn.cafile then parts[#parts + 1] = '"cafile":' .. jstr(conn.cafile) end
   if conn.capath then parts[#parts + 1] = '"capath":' .. jstr(conn.capath) end
+  parts[#parts + 1] = '"history":[' .. table.concat(names, ",") .. "]"
   return "{\n  " .. table.concat(parts, ",\n  ") .. "\n}\n"
 end
 
@@ -144,7 +153,17 @@ local function decode(text)
   local expires_at
   expires_at, why = epoch_field(obj, text, "expires_at")
   if why then return nil, why end
-  return options, { name = obj.name, create_time = create_time, expires_at = expires_at }
+  local history
+  if obj.history ~= nil and obj.history ~= cjson.null then
+    if type(obj.history) ~= "table" then return nil, "no valid \"history\"" end
+    history = {}
+    for i, n in ipairs(obj.history) do
+      if not plain_string(n) then return nil, "no valid \"history\"" end
+      history[i] = n
+    end
+  end
+  return options, { name = obj.name, create_time = create_time, expires_at = expires_at,
+                    history = history }
 end
 
 -- The text of path: text, or nil, message, missing.
@@ -170,8 +189,12 @@ end
 -- @param tok { name, token, create_time, expires_at } as returned by client:create
 -- @param conn client:info() (or the client itself): url, user, cafile?, capath?
 -- @return true, or nil, err (kind "invalid", naming the path)
-function _M.save(path, tok, conn)
+function _M.save(path, tok, conn, opts)
   local ok, err = check_path_arg("save", path, 2)
+  local history = opts and opts.history
+  if history ~= nil and type(history) ~= "table" then
+    error("cptokens.store.save: history must be an array of token names", 2)
+  end
   if type(tok) ~= "table" or type(tok.name) ~= "string" or type(tok.token) ~= "string" then
     error("cptokens.store.save: tok must be a token table with name and token", 2)
   end
@@ -190,7 +213,7 @@ function _M.save(path, tok, conn)
   end
   if not plain_string(tok.token) then return fail("the token is empty or has control characters") end
   local msg
-  ok, msg = core.atomic_write(path, encode(tok, conn))
+  ok, msg = core.atomic_write(path, encode(tok, conn, history))
   if not ok then return fail(msg) end
   return true
 end
@@ -210,12 +233,34 @@ function _M.load(path)
   return options, meta
 end
 
+--- scheme, host (lower case), port of a URL, default ports filled in.
+local function endpoint(url)
+  local scheme, rest = tostring(url):match("^(%a[%w+.-]*)://([^/?#]*)")
+  if not scheme then return nil end
+  scheme = scheme:lower()
+  rest = rest:gsub("^.*@", "")
+  local host, port = rest:match("^(%[[^%]]*%]):?(%d*)$")
+  if not host then host, port = rest:match("^([^:]*):?(%d*)$") end
+  if not host then return nil end
+  if port == "" then port = scheme == "https" and "443" or "80" end
+  return scheme, host:lower(), tonumber(port)
+end
+
+--- Whether two URLs reach the same server (scheme, host and port).
+function _M.same_server(a, b)
+  local s1, h1, p1 = endpoint(a)
+  local s2, h2, p2 = endpoint(b)
+  return s1 ~= nil and s1 == s2 and h1 == h2 and p1 == p2
+end
+
 --- Whether a token could be saved at path, checked before a token is made:
 -- the directory exists and a file can really be created in it, and what is at
 -- path now (if anything) is an empty file or a token file -- never something
--- else that saving would destroy.
+-- else that saving would destroy. With conn (client:info()), a token file of
+-- another server or account is refused too: replacing it would leave that
+-- server's token held by nobody.
 -- @return true, or nil, err
-function _M.check(path)
+function _M.check(path, conn)
   local ok, err = check_path_arg("check", path, 2)
   if not ok then return nil, err end
   local msg
@@ -227,10 +272,79 @@ function _M.check(path)
     return fail("cannot read " .. quote(path) .. " to check what it holds")
   end
   if not text:find("%S") then return true end
-  if #text > MAX_FILE or not decode(text) then
+  local options = #text <= MAX_FILE and decode(text)
+  if not options then
     return fail(quote(path) .. " exists and is not a cptokens token file; refusing to overwrite it")
   end
+  if conn and (options.user ~= conn.user or not _M.same_server(options.url, conn.url)) then
+    return fail(quote(path) .. " holds a token of " .. quote(options.user) .. " at " .. quote(options.url)
+      .. ", not of " .. quote(conn.user) .. " at " .. quote(conn.url)
+      .. "; refusing to overwrite it (that token would be held by nobody)")
+  end
   return true
+end
+
+----------------------------------------------------------------- locks
+
+local Lock = {}
+Lock.__index = Lock
+
+-- The journal of a rotation in progress, kept in the lock file (names only,
+-- never a secret): { pending = { names being created }, revoke = { names } }.
+function Lock:journal()
+  local text = self.k:read()
+  local doc = text and text:find("%S") and cjson.decode(text)
+  local j = { pending = {}, revoke = {} }
+  if type(doc) == "table" then
+    for _, k in ipairs({ "pending", "revoke" }) do
+      for _, n in ipairs(type(doc[k]) == "table" and doc[k] or {}) do
+        if plain_string(n) then j[k][#j[k] + 1] = n end
+      end
+    end
+  end
+  return j
+end
+
+--- Replaces the journal durably: true, or nil, err.
+function Lock:record(j)
+  local parts = {}
+  for _, k in ipairs({ "pending", "revoke" }) do
+    local names = {}
+    for i, n in ipairs(j and j[k] or {}) do names[i] = jstr(n) end
+    parts[#parts + 1] = jstr(k) .. ":[" .. table.concat(names, ",") .. "]"
+  end
+  local ok, msg = self.k:write((j and "{" .. table.concat(parts, ",") .. "}\n") or "")
+  if not ok then return fail(msg) end
+  return true
+end
+
+function Lock:release()
+  self.k:release()
+end
+Lock.__close = Lock.release
+
+--- Locks the token file at path (through a symbolic link: its target) against
+-- other rotations and saves, waiting at most `seconds` (default 30). The lock
+-- is the file "<target>.lock" beside it, owned like the token file.
+-- @return a lock (lock:release()), or nil, err (err.busy when another process
+--   held it all along)
+function _M.lock(path, seconds)
+  local ok, err = check_path_arg("lock", path, 2)
+  if not ok then return nil, err end
+  if seconds ~= nil and (type(seconds) ~= "number" or seconds < 0 or seconds ~= seconds) then
+    error("cptokens.store.lock: seconds must be a number >= 0", 2)
+  end
+  local target, msg = core.resolve(path)
+  if not target then return fail(msg) end
+  local k, busy
+  k, msg, busy = core.lock(target .. ".lock", seconds or 30, target)
+  if not k then
+    local e = select(2, fail(busy and (quote(path) .. " is being rotated or saved by another process (it"
+      .. " holds " .. quote(target .. ".lock") .. "); waited " .. (seconds or 30) .. " s") or msg))
+    e.busy = busy or nil
+    return nil, e
+  end
+  return setmetatable({ k = k, path = target .. ".lock" }, Lock)
 end
 
 return _M

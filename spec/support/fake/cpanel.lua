@@ -186,6 +186,7 @@ local function take(mode, rec)
 end
 
 local function reply(status, ctype, body, headers)
+  if ngx.ctx.rec then ngx.ctx.rec.status = status end -- the log record of this request
   ngx.status = status
   ngx.header["Content-Type"] = ctype
   ngx.header["Content-Length"] = #body
@@ -345,6 +346,7 @@ local function request(port)
     content_type = ctype, user_agent = ngx.var.http_user_agent, time = ngx.now(),
   }
   state.log[#state.log + 1] = rec
+  ngx.ctx.rec = rec
   return rec, secret
 end
 
