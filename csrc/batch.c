@@ -142,15 +142,14 @@ static int l_batch(lua_State *L) {
   }
 
   cpt_curl_batch(b->jobs, n, concurrency);
-  for (i = 0; i < n; i++) { /* the headers were only needed to send */
-    cpt_buf_clear(&b->rqs[i].auth);
-    cpt_buf_clear(&b->rqs[i].otp);
-  }
 
   lua_createtable(L, (int)n, 0); /* index 3 */
   for (i = 0; i < n; i++) {
     push_result(L, b, i);
     lua_rawseti(L, 3, (int)i + 1);
+    /* the headers were only needed to send (and to scrub the reply) */
+    cpt_buf_clear(&b->rqs[i].auth);
+    cpt_buf_clear(&b->rqs[i].otp);
   }
   /* Release the bodies now rather than at the next collection. */
   lua_pushcfunction(L, batch_gc);

@@ -34,10 +34,37 @@ cpt_client_t *cpt_client_check(lua_State *L, int idx) {
 
 #define check_client(L) cpt_client_check((L), 1)
 
+/* The header line's value ("Authorization: v" -> v), or NULL when empty. */
+static const char *header_value(const cpt_buf_t *b, size_t *len) {
+  const char *colon = b->len ? memchr(b->p, ':', b->len) : NULL;
+  if (colon == NULL) return NULL;
+  colon += 2; /* ": " */
+  *len = b->len - (size_t)(colon - b->p);
+  return colon;
+}
+
+/*
+ * Pushes what an operation returns for a finished transfer; an error has the
+ * request's credential scrubbed from it (rq->auth and rq->otp are still set).
+ */
 int cpt_client_result(lua_State *L, const cpt_request_t *rq, const cpt_xfer_t *x) {
-  if (x->kind != NULL) return cpt_error(L, x->kind, 0, "%s: %s", cpt_op_name(rq->op), x->msg);
-  return cpt_response_decode(L, rq, x->status, x->ctype[0] ? x->ctype : NULL,
-                             x->body.p ? x->body.p : "", x->body.len);
+  cpt_needles_t nd;
+  size_t alen = 0, olen = 0;
+  const char *auth, *otp;
+  int n;
+  if (x->kind != NULL)
+    n = cpt_error(L, x->kind, 0, "%s: %s", cpt_op_name(rq->op), x->msg);
+  else
+    n = cpt_response_decode(L, rq, x->status, x->ctype[0] ? x->ctype : NULL,
+                            x->body.p ? x->body.p : "", x->body.len);
+  if (n == 2 && lua_isnil(L, -2)) {
+    auth = header_value(&rq->auth, &alen);
+    otp = header_value(&rq->otp, &olen);
+    cpt_needles(L, &nd, auth, alen, otp, olen);
+    cpt_scrub(L, -2, &nd);
+    lua_pop(L, 1);
+  }
+  return n;
 }
 
 /* ---- options ----------------------------------------------------------------- */
@@ -284,10 +311,10 @@ static int perform(lua_State *L, cpt_client_t *c, cpt_op_t op, const char *name,
   int rc = build(L, c, op, name, nl, new_name, nnl, expires_at);
   if (rc) return rc;
   x = cpt_curl_perform(c->curl, &c->rq);
-  /* The headers were only needed for this request. */
+  rc = cpt_client_result(L, &c->rq, x);
+  /* The headers were only needed for this request (and to scrub its reply). */
   cpt_buf_clear(&c->rq.auth);
   cpt_buf_clear(&c->rq.otp);
-  rc = cpt_client_result(L, &c->rq, x);
   /* A created token's only copy is now the Lua string: wipe the reply. */
   cpt_curl_wipe_reply(c->curl);
   return rc;
@@ -368,6 +395,15 @@ static int l_prepare(lua_State *L) {
   lua_setfield(L, -2, "body");
   lua_pushboolean(L, c->rq.whm);
   lua_setfield(L, -2, "whm");
+  lua_pushstring(L, c->target.user);
+  lua_setfield(L, -2, "user");
+  lua_pushstring(L, c->target.whm_user);
+  lua_setfield(L, -2, "whm_user");
+  {
+    static const char *const creds[] = {"token", "password", "whm_token"};
+    lua_pushstring(L, creds[c->target.cred]);
+    lua_setfield(L, -2, "credential");
+  }
   if (name) {
     lua_pushlstring(L, name, nl);
     lua_setfield(L, -2, "name");

@@ -46,6 +46,15 @@ int cpt_error_with(lua_State *L, const char *kind, long status, int errors_idx, 
   return 2;
 }
 
+int cpt_is_error(lua_State *L, int idx) {
+  int is;
+  if (!lua_getmetatable(L, idx)) return 0;
+  luaL_getmetatable(L, ERROR_MT);
+  is = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return is;
+}
+
 static int error_tostring(lua_State *L) {
   lua_getfield(L, 1, "kind");
   lua_getfield(L, 1, "message");
@@ -81,6 +90,7 @@ int luaopen_cptokens_core(lua_State *L) {
   lua_pushliteral(L, CPT_VERSION);
   lua_setfield(L, -2, "_VERSION");
   cpt_error_open(L);
+  cpt_scrub_open(L);
   cpt_response_open(L);
   cpt_curl_open(L);
   cpt_client_open(L);

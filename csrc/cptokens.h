@@ -62,6 +62,31 @@ CPT_HIDDEN int cpt_error(lua_State *L, const char *kind, long status, const char
 CPT_HIDDEN int cpt_error_with(lua_State *L, const char *kind, long status, int errors_idx,
                               const char *msg);
 
+/* True when the value at idx is a cptokens.Error. */
+CPT_HIDDEN int cpt_is_error(lua_State *L, int idx);
+
+/* ---- scrubbing the credential from errors (scrub.c) ------------------------ */
+
+#define CPT_NEEDLES_MAX 24
+
+/* The forms of one credential to look for; they point into Lua-owned memory. */
+typedef struct cpt_needles {
+  const char *p[CPT_NEEDLES_MAX];
+  size_t n[CPT_NEEDLES_MAX];
+  int count;
+} cpt_needles_t;
+
+/*
+ * Fills nd with the forms of the credential in an Authorization header value
+ * ("cpanel user:token", "whm user:token", "Basic <base64>") and an OTP (each
+ * may be NULL). Pushes one value, the scratch space of derived forms: nd is
+ * valid while it stays on the stack (pop it after the last cpt_scrub).
+ */
+CPT_HIDDEN void cpt_needles(lua_State *L, cpt_needles_t *nd, const char *auth, size_t len,
+                            const char *otp, size_t otp_len);
+/* Replaces every needle in err.message and err.errors of the error at idx (if it is one). */
+CPT_HIDDEN void cpt_scrub(lua_State *L, int idx, const cpt_needles_t *nd);
+
 /* ---- the target of requests: where, who, with what (request.c) ------------ */
 
 typedef enum { CPT_CRED_TOKEN, CPT_CRED_PASSWORD, CPT_CRED_WHM } cpt_cred_t;
@@ -89,7 +114,10 @@ typedef struct cpt_request {
   cpt_buf_t body;
   cpt_buf_t auth;                  /* "Authorization: ..." (a secret) */
   cpt_buf_t otp;                   /* "X-CPANEL-OTP: ..." (a secret), may be empty */
-  char name[CPT_NAME_MAX + 1];     /* context for decoding */
+  cpt_cred_t cred;                 /* context for decoding: who asked, */
+  char user[256];                  /* the account acted on,            */
+  char whm_user[256];              /* the WHM account of a WHM token   */
+  char name[CPT_NAME_MAX + 1];
   char new_name[CPT_NAME_MAX + 1];
   long long expires_at;            /* 0: never */
 } cpt_request_t;
@@ -216,5 +244,6 @@ CPT_HIDDEN void cpt_response_open(lua_State *L);
 CPT_HIDDEN void cpt_client_open(lua_State *L);
 CPT_HIDDEN void cpt_fs_open(lua_State *L);
 CPT_HIDDEN void cpt_batch_open(lua_State *L);
+CPT_HIDDEN void cpt_scrub_open(lua_State *L);
 
 #endif

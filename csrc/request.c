@@ -259,6 +259,9 @@ int cpt_request_build(cpt_request_t *rq, const cpt_target_t *t, cpt_op_t op, con
   rq->op = op;
   rq->post = op != CPT_OP_LIST;
   rq->whm = t->cred == CPT_CRED_WHM;
+  rq->cred = t->cred;
+  snprintf(rq->user, sizeof rq->user, "%s", t->user ? t->user : "");
+  snprintf(rq->whm_user, sizeof rq->whm_user, "%s", t->whm_user ? t->whm_user : "");
   rq->name[0] = rq->new_name[0] = '\0';
   rq->expires_at = 0;
 

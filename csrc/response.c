@@ -276,22 +276,71 @@ static int looks_html(const char *ctype, const char *p, const char *end) {
   return p < end && *p == '<';
 }
 
-/* 401 and 403: refused credentials; a JSON body's errors are kept. */
+/* "the token of alice", "the password of alice", "root's WHM token": the credential refused. */
+static void who(const cpt_request_t *rq, char *out, size_t outlen) {
+  switch (rq->cred) {
+  case CPT_CRED_WHM:
+    snprintf(out, outlen, "the WHM token of %s", rq->whm_user[0] ? rq->whm_user : "the WHM user");
+    break;
+  case CPT_CRED_PASSWORD:
+    snprintf(out, outlen, "the password of %s", rq->user[0] ? rq->user : "the account");
+    break;
+  default:
+    snprintf(out, outlen, "the API token of %s", rq->user[0] ? rq->user : "the account");
+  }
+}
+
+static int contains(const char *body, size_t len, const char *needle) {
+  size_t n = strlen(needle), i;
+  for (i = 0; n <= len && i <= len - n; i++)
+    if (memcmp(body + i, needle, n) == 0) return 1;
+  return 0;
+}
+
+/*
+ * 401 and 403: refused credentials, with what to do about each refusal cPanel
+ * is known to give (cpanel-api.md, section 2); a JSON body's errors are kept.
+ */
 static int auth_error(lua_State *L, const cpt_request_t *rq, long status, const char *body,
                       size_t len) {
   const char *p = skip_space(body, body + len);
-  const char *who = rq->whm ? "WHM token" : "credentials";
+  const char *op = cpt_op_name(rq->op);
+  char cred[320];
+  int n = 0;
+  who(rq, cred, sizeof cred);
+  if (contains(body, len, "Token authentication allows access to UAPI or API 2 calls only"))
+    return cpt_error(L, CPT_EAUTH, status,
+                     "%s: the server takes API tokens only on its API paths (HTTP %ld): the url "
+                     "must be the bare https://host:2083 (or :2087 for WHM), without a /cpsess... "
+                     "or /frontend/ path",
+                     op, status);
+  if (contains(body, len, "unrecognized computer or network"))
+    return cpt_error(L, CPT_EAUTH, status,
+                     "%s: cPanel's Security Questions policy refused %s from this network (HTTP "
+                     "%ld): use an API token, or log in once from this address in a browser and "
+                     "answer the questions",
+                     op, cred, status);
   if (p < body + len && *p == '{' && json_decode(L, body, len) && lua_type(L, -1) == LUA_TTABLE) {
-    int n = push_messages(L, -1, "errors");
+    n = push_messages(L, -1, "errors");
     lua_pop(L, 1);
-    if (n > 0) {
-      char msg[512];
-      snprintf(msg, sizeof msg, "the server refused the %s (HTTP %ld)", who, status);
-      return cpt_error_with(L, CPT_EAUTH, status, -1, msg);
-    }
+    if (n == 0) lua_pop(L, 1);
+  }
+  if (contains(body, len, "\"cpanelresult\"") || (rq->cred == CPT_CRED_WHM && status == 403)) {
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             "%s: the server refused %s (HTTP %ld Access denied): wrong, expired or revoked, "
+             "not allowed from this address, or without the ACL this call needs",
+             op, cred, status);
+    if (n > 0) return cpt_error_with(L, CPT_EAUTH, status, -1, msg);
+    return cpt_error(L, CPT_EAUTH, status, "%s", msg);
+  }
+  if (n > 0) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s: the server refused %s (HTTP %ld)", op, cred, status);
+    return cpt_error_with(L, CPT_EAUTH, status, -1, msg);
   }
   return cpt_error(L, CPT_EAUTH, status,
-                   "the server refused the %s (HTTP %ld): wrong, expired or revoked", who,
+                   "%s: the server refused %s (HTTP %ld): wrong, expired or revoked", op, cred,
                    status);
 }
 
@@ -307,14 +356,27 @@ int cpt_response_decode(lua_State *L, const cpt_request_t *rq, long status, cons
     return cpt_error(L, CPT_EHTTP, status,
                      "%s: the server answered with a redirect (HTTP %ld), which is not followed",
                      op, status);
+  if (status == 503)
+    return cpt_error(L, CPT_EHTTP, status,
+                     "%s: the server answered HTTP 503: cPanel is unavailable, most likely "
+                     "upgrading or restarting; try again in a few minutes",
+                     op);
   if (status < 200 || status >= 300)
     return cpt_error(L, CPT_EHTTP, status, "%s: the server answered HTTP %ld", op, status);
   if (p == end) return cpt_error(L, CPT_EPROTOCOL, status, "%s: the reply is empty", op);
-  if (looks_html(ctype, p, end))
+  if (looks_html(ctype, p, end)) {
+    char cred[320];
+    who(rq, cred, sizeof cred);
+    if (contains(body, len, "tfa_login_form"))
+      return cpt_error(L, CPT_EAUTH, status,
+                       "%s: the account has two-factor authentication and the server asks for "
+                       "the current code: give otp (CLI: CPANEL_OTP or --otp-file)",
+                       op);
     return cpt_error(L, CPT_EAUTH, status,
-                     "%s: the server answered with an HTML page instead of JSON (a login page?):"
-                     " check the url and the credentials",
-                     op);
+                     "%s: the server answered with an HTML page (a login page?) instead of JSON: "
+                     "%s was not accepted, or the url is not cPanel's API (https://host:2083)",
+                     op, cred);
+  }
   if (*p != '{')
     return cpt_error(L, CPT_EPROTOCOL, status, "%s: the reply is not a JSON object", op);
   if (!json_decode(L, body, len))
@@ -384,21 +446,49 @@ static void context_from_table(lua_State *L, int idx, cpt_request_t *rq) {
   if (s != NULL && n <= CPT_NAME_MAX) memcpy(rq->name, s, n);
   lua_getfield(L, idx, "expires_at");
   if (lua_type(L, -1) == LUA_TNUMBER && cpt_toepoch(L, -1, &e) && e > 0) rq->expires_at = e;
-  lua_pop(L, 4);
+  lua_getfield(L, idx, "user");
+  snprintf(rq->user, sizeof rq->user, "%s", lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "");
+  lua_getfield(L, idx, "whm_user");
+  snprintf(rq->whm_user, sizeof rq->whm_user, "%s",
+           lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "");
+  lua_getfield(L, idx, "credential");
+  s = lua_tostring(L, -1);
+  rq->cred = rq->whm ? CPT_CRED_WHM
+                     : (s && strcmp(s, "password") == 0) ? CPT_CRED_PASSWORD : CPT_CRED_TOKEN;
+  lua_pop(L, 7);
 }
 
+/*
+ * core.response(request, status, content_type, body) -> what the operation
+ * returns; an error has request.headers' credential scrubbed from it.
+ */
 static int l_response(lua_State *L) {
   cpt_request_t rq;
+  cpt_needles_t nd;
   long status;
-  size_t len = 0;
-  const char *ctype, *body;
+  size_t len = 0, alen = 0, olen = 0;
+  const char *ctype, *body, *auth = NULL, *otp = NULL;
+  int n;
   luaL_checktype(L, 1, LUA_TTABLE);
   status = (long)luaL_checkinteger(L, 2);
   ctype = luaL_optstring(L, 3, NULL);
   body = luaL_optlstring(L, 4, "", &len);
   context_from_table(L, 1, &rq);
   lua_settop(L, 4);
-  return cpt_response_decode(L, &rq, status, ctype, body, len);
+  lua_getfield(L, 1, "headers"); /* 5: keeps the strings below alive */
+  if (lua_type(L, 5) == LUA_TTABLE) {
+    lua_getfield(L, 5, "Authorization");
+    if (lua_type(L, -1) == LUA_TSTRING) auth = lua_tolstring(L, -1, &alen);
+    lua_getfield(L, 5, "X-CPANEL-OTP");
+    if (lua_type(L, -1) == LUA_TSTRING) otp = lua_tolstring(L, -1, &olen);
+  }
+  n = cpt_response_decode(L, &rq, status, ctype, body, len);
+  if (n == 2 && lua_isnil(L, -2)) {
+    cpt_needles(L, &nd, auth, alen, otp, olen);
+    cpt_scrub(L, -2, &nd);
+    lua_pop(L, 1);
+  }
+  return n;
 }
 
 void cpt_response_open(lua_State *L) {

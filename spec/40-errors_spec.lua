@@ -25,6 +25,67 @@ describe("errors", function()
     return c
   end
 
+  describe("a server that echoes the credential", function()
+    local mime = require "mime"
+    local DAVE_PW
+    local function html(v) return (v:gsub("&", "&amp;"):gsub("<", "&lt;"):gsub(">", "&gt;"):gsub('"', "&quot;")) end
+    local function pct(v)
+      return (v:gsub("[^%w%-_%.~!'()*]", function(ch) return ("%%%02X"):format(ch:byte()) end))
+    end
+
+    -- Every form the credential could come back in; none may survive in what is returned.
+    local function forms(user, secret, basic, otp)
+      local f = { secret, user .. ":" .. secret, html(secret), pct(secret) }
+      if basic then f[#f + 1] = (mime.b64(user .. ":" .. secret)) end
+      if otp then f[#f + 1] = otp end
+      return f
+    end
+
+    local function check(err, all, label)
+      assert.is_true(cptokens.is_error(err), label)
+      local texts = { err.message, tostring(err) }
+      for _, e in ipairs(err.errors or {}) do texts[#texts + 1] = e end
+      local redacted = 0
+      for _, t in ipairs(texts) do
+        for _, f in ipairs(all) do
+          assert.is_nil(t:find(f, 1, true), label .. ": a form of the credential came back")
+        end
+        if t:find("<redacted>", 1, true) then redacted = redacted + 1 end
+      end
+      if err.errors then assert.is_true(redacted > 0, label .. ": the echo was kept, scrubbed") end
+    end
+
+    it("is scrubbed of every form, for each credential kind, alone and in a batch", function()
+      DAVE_PW = srv.accounts.dave.password
+      local BOB = srv.accounts.bob
+      local creds = {
+        { "password", { user = "dave", password = DAVE_PW }, forms("dave", DAVE_PW, true) },
+        { "password+otp", { user = "bob", password = BOB.password, otp = BOB.otp },
+          forms("bob", BOB.password, true, BOB.otp) },
+        { "token", { user = "alice", token = "ECHOTOKEN0000000000000000000000Z" },
+          forms("alice", "ECHOTOKEN0000000000000000000000Z") },
+        { "whm_token", { user = "alice", url = srv.whm_url, whm_token = srv.accounts.root.token },
+          forms("root", srv.accounts.root.token) },
+      }
+      for _, cr in ipairs(creds) do
+        for _, shape in ipairs { { status = 200 }, { status = 401 }, { status = 403, shape = "whm" } } do
+          local label = cr[1] .. " / " .. shape.status
+          srv:fault("echo", shape)
+          local c = client(cr[2])
+          local _, err = c:list()
+          check(err, cr[3], label)
+          local _, cerr = c:create("echoed")
+          check(cerr, cr[3], label .. " / create")
+          local res = cptokens.batch { { client = c, op = "list" }, { client = c, op = "revoke", name = "x" } }
+          check(res[1].err, cr[3], label .. " / batch")
+          check(res[2].err, cr[3], label .. " / batch")
+          srv:clear_faults()
+          c:close()
+        end
+      end
+    end)
+  end)
+
   -- Asserts a failure of the given kind and returns the error.
   local function fails(kind, value, err)
     assert.is_nil(value)

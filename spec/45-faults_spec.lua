@@ -74,6 +74,7 @@ describe("fault matrix (libcurl transport)", function()
     assert.are.equal(case.kind, err.kind, label .. ": " .. tostring(err))
     assert.are.equal(case.status, err.status, label .. ": " .. tostring(err))
     if case.errors then assert.are.same(case.errors, err.errors, label) end
+    if case.says then assert.is_truthy(err.message:find(case.says, 1, true), label .. ": " .. err.message) end
     assert.is_nil(err.message:find("[\r\n]"), label .. ": the message is one line")
     assert.are.equal("cptokens: " .. case.kind .. ": " .. err.message, tostring(err))
     assert.is_true(took < budget + SLACK, ("%s: took %.2f s, budget %.2f s"):format(label, took, budget))

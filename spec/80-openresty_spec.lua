@@ -109,12 +109,13 @@ describe("OpenResty #novalgrind", function()
     return r.value
   end
 
-  local function fails(r, kind, status, errors, label)
+  local function fails(r, kind, status, errors, label, says)
     label = (label or "") .. " " .. tostring(r.op)
     assert.is_false(r.ok, label .. ": expected a failure")
     assert.are.equal(kind, r.err.kind, label .. ": " .. tostring(r.err.text))
     assert.are.equal(status, r.err.status, label .. ": " .. tostring(r.err.text))
     if errors then assert.are.same(errors, r.err.errors, label) end
+    if says then assert.is_truthy(r.err.message:find(says, 1, true), label .. ": " .. r.err.message) end
     assert.is_nil(r.err.message:find("[\r\n]"), label .. ": the message is one line")
     assert.are.equal("cptokens: " .. kind .. ": " .. r.err.message, r.err.text)
   end
@@ -518,7 +519,7 @@ describe("OpenResty #novalgrind", function()
           if case.warm then ok(out.warm, label .. " (warm)") end
           local budget = case.opts.timeout
           for _, r in ipairs(out.results) do
-            fails(r, m.kind, m.status, m.errors, label)
+            fails(r, m.kind, m.status, m.errors, label, m.says)
             assert.is_true(r.took < budget + SLACK, ("%s: took %.2f s"):format(label, r.took))
             if m.min then assert.is_true(r.took >= m.min, ("%s: gave up after %.2f s"):format(label, r.took)) end
           end

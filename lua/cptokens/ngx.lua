@@ -508,9 +508,14 @@ function _M.perform(client, op, a, b)
   local rq, err = client:_prepare(op, a, b)
   if not rq then return nil, err end
   local status, ctype, body = _M.request(client, rq)
-  rq.headers = nil -- the credential: drop the reference as soon as possible
-  if not status then return nil, ctype end
-  return core.response(rq, status, ctype, body)
+  if not status then
+    rq.headers = nil -- the credential: drop the reference as soon as possible
+    return nil, ctype
+  end
+  -- core.response scrubs the credential in rq.headers from any error it returns
+  local v, e = core.response(rq, status, ctype, body)
+  rq.headers = nil
+  return v, e
 end
 
 return _M

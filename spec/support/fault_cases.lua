@@ -9,7 +9,8 @@ fault mode and params, as { mode, params } or a function(cred) returning them (t
 differs for WHM); target: where to connect instead of the credential's own server, one
 of "untrusted", "wronghost", "expired", "refused", "unresolvable" (each spec knows its
 URLs); opts: client options; ops: which operations to run (default all); min: the least
-time the failure may take (timeouts).
+time the failure may take (timeouts); says: a plain substring the message must contain (the
+hint that tells the user what to do).
 ]]
 local M = {}
 
@@ -25,7 +26,7 @@ end
 
 M.cases = {
   { name = "HTTP 500", kind = "http", status = 500, fault = { "status", { status = 500 } } },
-  { name = "HTTP 503", kind = "http", status = 503, fault = { "status", { status = 503 } } },
+  { name = "HTTP 503", kind = "http", status = 503, says = "upgrading", fault = { "status", { status = 503 } } },
   { name = "401 with an HTML body", kind = "auth", status = 401, fault = { "status", { status = 401 } } },
   { name = "403 with an HTML body", kind = "auth", status = 403, fault = { "status", { status = 403 } } },
   { name = "401 with a JSON body", kind = "auth", status = 401, errors = { "Access denied" },
@@ -38,6 +39,20 @@ M.cases = {
       return "notenvelope", { body = envelope_for(cred, '{"data":null,"errors":["' .. M.API_FAILED
         .. '"],"messages":null,"warnings":null,"metadata":{},"status":0}') }
     end },
+  { name = "WHM's 403 `cpanelresult` Access denied", kind = "auth", status = 403,
+    says = "Access denied", fault = { "whm_denied" } },
+  { name = "403 Token authentication allows access to UAPI or API 2 calls only", kind = "auth",
+    status = 403, says = "API paths", fault = { "token_path" } },
+  { name = "403 Security Questions (an unrecognized computer or network)", kind = "auth",
+    status = 403, says = "Security Questions", fault = { "secq" } },
+  { name = "a two-factor page (`tfa_login_form`) with status 200", kind = "auth", status = 200,
+    says = "otp", fault = { "tfa" } },
+  { name = "a server that echoes the credential in a `status: 0` error", kind = "api", status = 200,
+    says = "<redacted>", fault = { "echo", { status = 200 } } },
+  { name = "a server that echoes the credential in a 401 JSON body", kind = "auth", status = 401,
+    fault = { "echo", { status = 401 } } },
+  { name = "a server that echoes the credential in a 403 WHM-shaped body", kind = "auth", status = 403,
+    fault = { "echo", { status = 403, shape = "whm" } } },
   { name = "malformed JSON", kind = "protocol", status = 200, fault = { "malformed" } },
   { name = "JSON that is an array", kind = "protocol", status = 200,
     fault = { "notenvelope", { body = "[1,2]" } } },

@@ -30,6 +30,8 @@ M.accounts = {
   alice = { kind = "cpanel", user = "alice", password = "alice-Pa55word!", apitokens = true },
   bob = { kind = "cpanel", user = "bob", password = "bob-Pa55word!", apitokens = true, otp = "424242" },
   carol = { kind = "cpanel", user = "carol", password = "carol-Pa55word!", apitokens = false },
+  -- a password whose HTML-escaped and percent-encoded forms differ from it
+  dave = { kind = "cpanel", user = "dave", password = "d&ve<Pa55> \"w'rd%!", apitokens = true },
   root = { kind = "whm", user = "root", token = "ROOTWHMTOKEN0000000000000000000A", owns_all = true },
   res = { kind = "whm", user = "res", token = "RESWHMTOKEN00000000000000000000B", owns = { "alice" } },
 }
@@ -41,6 +43,12 @@ local TOKEN_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 local DENIED_HTML = "<html><head><title>Access denied</title></head>"
   .. "<body><h1>Access denied</h1></body></html>\n"
 local TOKEN_403 = "Token authentication allows access to UAPI or API 2 calls only."
+local WHM_DENIED = '{"cpanelresult":{"apiversion":"2","error":"Access denied","data":{"reason":"Access denied",'
+  .. '"result":"0"},"type":"text"}}'
+local SECQ_403 = '{"data":{"reason":"You are logging in from an unrecognized computer or network.","result":"0"},'
+  .. '"type":"text","error":"You are logging in from an unrecognized computer or network."}'
+local TFA_PAGE = '<html><head><title>cPanel Login</title></head><body><form id="tfa_login_form" method="post">'
+  .. '<input name="tfatoken"><button type="submit">Log in</button></form></body></html>\n'
 local USER_INVALID = '{"data":{"reason":"User parameter is invalid or was not supplied","result":"0"},'
   .. '"type":"text","error":"User parameter is invalid or was not supplied"}'
 local EMPTY_OK = '{"data":[],"errors":null,"messages":null,"warnings":null,"metadata":{},"status":1}'
@@ -381,7 +389,7 @@ end
 
 local function serve_whm(rec, secret)
   local w = rec.auth == "whm" and rec.auth_user and M.accounts[rec.auth_user]
-  if not w or w.kind ~= "whm" or secret ~= w.token then return html(401, DENIED_HTML) end
+  if not w or w.kind ~= "whm" or secret ~= w.token then return reply(403, "application/json", WHM_DENIED) end
   if rec.uri ~= "/json-api/cpanel" then
     return html(404, "<html><head><title>Not Found</title></head><body>Not Found</body></html>\n")
   end
@@ -433,6 +441,41 @@ local FAULTS = {
       .. '<button type="submit">Log in</button></form></body></html>\n')
   end },
   { "malformed", function() return json('{"status":1,"data":[') end },
+  { "whm_denied", function() return reply(403, "application/json", WHM_DENIED) end },
+  { "token_path", function() return reply(403, "text/plain; charset=utf-8", TOKEN_403) end },
+  { "secq", function() return reply(403, "application/json", SECQ_403) end },
+  { "tfa", function() return html(200, TFA_PAGE) end },
+  -- A server that echoes the credential back, in every form it came in: the
+  -- Authorization value, its credential part, the decoded Basic pair and the
+  -- secret (plain, HTML-escaped, percent-encoded). params.status: 200 (an API
+  -- failure, status 0), 401 or 403 (a JSON error body); params.shape "whm"
+  -- answers WHM's form ({"error": ..., "data": {"reason": ...}}).
+  { "echo", function(p)
+    local authz = ngx.var.http_authorization or ""
+    local scheme, cred = authz:match("^(%S+)%s+(.*)$")
+    local forms = { authz, cred or "" }
+    if scheme and scheme:lower() == "basic" then forms[#forms + 1] = ngx.decode_base64(cred) or "" end
+    local secret = (forms[#forms]):match(":(.*)$") or ""
+    forms[#forms + 1] = secret
+    forms[#forms + 1] = (secret:gsub("&", "&amp;"):gsub("<", "&lt;"):gsub(">", "&gt;"):gsub('"', "&quot;"))
+    forms[#forms + 1] = ngx.escape_uri(secret)
+    local otp = ngx.var.http_x_cpanel_otp
+    if otp then forms[#forms + 1] = otp end
+    local msg = "bad credentials: " .. table.concat(forms, " | ")
+    local code = tonumber(p.status) or 200
+    if p.shape == "whm" then
+      return reply(code, "application/json", '{"data":{"reason":' .. jstr(msg) .. ',"result":"0"},'
+        .. '"type":"text","error":' .. jstr(msg) .. "}")
+    end
+    local items = {}
+    for i, f in ipairs(forms) do items[i] = jstr("echo " .. f) end
+    local body = '{"data":null,"errors":[' .. jstr(msg) .. "," .. table.concat(items, ",")
+      .. '],"messages":null,"warnings":null,"metadata":{},"status":0}'
+    if code == 200 and ngx.var.uri == "/json-api/cpanel" then
+      body = '{"apiversion":3,"func":"list","module":"Tokens","result":' .. body .. "}"
+    end
+    return reply(code, "application/json", body)
+  end },
   { "notenvelope", function(p) return json(p.body or "[]") end },
   { "redirect", function()
     return html(302, "<html><head><title>Moved</title></head><body>Moved</body></html>\n",
