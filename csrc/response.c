@@ -206,6 +206,27 @@ static int entry_cmp(const void *a, const void *b) {
   return (x->name_len > y->name_len) - (x->name_len < y->name_len);
 }
 
+/*
+ * Whether the table at idx is a JSON array: keys 1..n and nothing else. A JSON
+ * object such as {"0": {...}} is not (lua-cjson decodes both as tables; an
+ * empty object and an empty array cannot be told apart, and both mean none).
+ */
+static int is_array(lua_State *L, int idx) {
+  size_t n = cpt_rawlen(L, idx), count = 0;
+  idx = cpt_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    long long k;
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !cpt_toepoch(L, -1, &k) || k < 1 || (size_t)k > n) {
+      lua_pop(L, 1);
+      return 0;
+    }
+    count++;
+  }
+  return count == n;
+}
+
 static int push_list(lua_State *L, int data, long status) {
   int n, i;
   entry_t *e;
@@ -213,7 +234,7 @@ static int push_list(lua_State *L, int data, long status) {
     lua_newtable(L);
     return 1;
   }
-  if (lua_type(L, data) != LUA_TTABLE)
+  if (lua_type(L, data) != LUA_TTABLE || !is_array(L, data))
     return cpt_error(L, CPT_EPROTOCOL, status, "list: the reply's data is not an array");
   n = (int)cpt_rawlen(L, data);
   /* Scratch space owned by Lua: nothing to free if a memory error is raised. */

@@ -139,6 +139,24 @@ describe("operations", function()
     assert.are.equal(32503679999, by_name.iso.expires_at)
   end)
 
+  it("refuses an expiry that is not in the future, epoch 0 and 1970 included: never is no expiry", function()
+    local c = client { user = "alice", password = ALICE_PW }
+    local before = srv:count()
+    for _, o in ipairs { { expires_at = 0 }, { expires_at = "0" }, { expires_at = "1970-01-01T00:00:00Z" },
+                         { expires_at = os.time() - 10 }, { expires_in = "0s" }, { expires_at = "+0s" } } do
+      local k, v = next(o)
+      local tok, err = c:create("past", o)
+      assert.is_nil(tok, k .. " = " .. tostring(v))
+      assert.are.equal("invalid", err.kind, tostring(err))
+      assert.is_nil(err.message:find("\n"))
+    end
+    local res = cptokens.batch { { client = c, op = "create", name = "past", expires_at = 0 } }
+    assert.is_false(res[1].ok)
+    assert.are.equal("invalid", res[1].err.kind)
+    assert.are.equal(before, srv:count(), "nothing was sent")
+    assert.are.same({}, srv:tokens("alice"))
+  end)
+
   it("sorts the list by create_time then name, whatever order the server sends", function()
     local now = os.time()
     for i, name in ipairs { "b", "a", "d", "c", "e" } do

@@ -94,14 +94,8 @@ local function create_expiry(opts)
     error("cptokens: create: " .. (expires_in ~= nil and "expires_in" or "expires_at")
       .. " must be a string or a number, got " .. type(v), 3)
   end
-  local epoch, msg
-  if expires_in ~= nil then
-    epoch, msg = time.expires_at(v)
-    if not epoch then return nil, core.error("invalid", "create: expires_in: " .. msg) end
-  else
-    epoch, msg = time.to_epoch(v)
-    if not epoch then return nil, core.error("invalid", "create: expires_at: " .. msg) end
-  end
+  local epoch, msg = time.expiry(expires_in, expires_at)
+  if not epoch then return nil, core.error("invalid", "create: " .. msg) end
   return epoch
 end
 

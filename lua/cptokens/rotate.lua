@@ -215,18 +215,8 @@ local function rotate_expiry(opts)
   if type(v) ~= "string" and type(v) ~= "number" then
     error("cptokens: rotate: " .. which .. " must be a string or a number, got " .. type(v), 5)
   end
-  local now = os_time()
-  local epoch, msg
-  if expires_in ~= nil then
-    epoch, msg = time.expires_at(v, now)
-  else
-    epoch, msg = time.to_epoch(v, now)
-  end
-  if not epoch then return nil, core.error("invalid", "rotate: " .. which .. ": " .. clean(msg)) end
-  if epoch <= now then
-    return nil, core.error("invalid", "rotate: " .. which .. ": " .. epoch .. " is not in the future"
-      .. " (a token that never expires is asked for by giving no expiry)")
-  end
+  local epoch, msg = time.expiry(expires_in, expires_at)
+  if not epoch then return nil, core.error("invalid", "rotate: " .. clean(msg)) end
   return epoch
 end
 

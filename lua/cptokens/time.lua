@@ -471,6 +471,30 @@ function _M.to_epoch(v, now)
   return nil, string_format("invalid expiry: expected a number or string, got %s", type(v))
 end
 
+--- The expiry a caller asked for with expires_in (a duration) or expires_at
+-- (anything to_epoch takes): an integer epoch strictly in the future; nil when
+-- neither is given (the token never expires). A past expiry, epoch 0 and
+-- 1970-01-01 included, is an error: "never" is only spelled by giving none.
+-- @return epoch, or nil (never), or nil, err (a one-line string naming the option)
+function _M.expiry(expires_in, expires_at, now)
+  if expires_in == nil and expires_at == nil then return nil end
+  local which = expires_in ~= nil and "expires_in" or "expires_at"
+  local n, err = get_now(now)
+  if not n then return nil, err end
+  local epoch
+  if expires_in ~= nil then
+    epoch, err = _M.expires_at(expires_in, n)
+  else
+    epoch, err = _M.to_epoch(expires_at, n)
+  end
+  if not epoch then return nil, which .. ": " .. err end
+  if epoch <= n then
+    return nil, string_format("%s: %s is not in the future (now is %d; a token that never expires is "
+      .. "asked for by giving no expiry)", which, tostring(epoch), n)
+  end
+  return epoch
+end
+
 --- The token's expiry as an integer epoch; false when it never expires.
 local function token_expiry(tok)
   if type(tok) ~= "table" then

@@ -62,6 +62,12 @@ M.cases = {
     fault = function(cred)
       return "notenvelope", { body = envelope_for(cred, '{"data":[],"errors":null}') }
     end },
+  { name = "list data that is a JSON object, not an array", kind = "protocol", status = 200, ops = { "list" },
+    fault = function(cred)
+      return "notenvelope", { body = envelope_for(cred, '{"data":{"0":{"name":"a","create_time":1,'
+        .. '"expires_at":null,"has_full_access":1}},"errors":null,"messages":null,"warnings":null,'
+        .. '"metadata":{},"status":1}') }
+    end },
   { name = "a body cut short (Content-Length longer than sent)", kind = "network",
     fault = { "truncated" } },
   { name = "a connection reset", kind = "network", fault = { "reset" } },
