@@ -22,6 +22,8 @@ typedef struct batch {
   cpt_job_t *jobs;
   cpt_request_t *rqs;
   char (*errs)[256];  /* why a job was refused before sending */
+  cpt_gate_t *gates;  /* one per distinct (server, credential) */
+  size_t *slots;      /* hash table of 2n slots: job index + 1 of a gate's first job, or 0 */
 } batch_t;
 
 static int batch_gc(lua_State *L) {
@@ -32,15 +34,19 @@ static int batch_gc(lua_State *L) {
   free(b->jobs);
   free(b->rqs);
   free(b->errs);
+  free(b->gates);
+  free(b->slots);
   b->jobs = NULL;
   b->rqs = NULL;
   b->errs = NULL;
+  b->gates = NULL;
+  b->slots = NULL;
   b->n = 0;
   return 0;
 }
 
 /* Reads job i (the table at the top of the stack) and builds its request. */
-static void build_job(lua_State *L, batch_t *b, size_t i, long long now) {
+static cpt_client_t *build_job(lua_State *L, batch_t *b, size_t i, long long now) {
   static const char *const ops[] = {"create", "list", "rename", "revoke", NULL};
   cpt_job_t *j = &b->jobs[i];
   cpt_request_t *rq = &b->rqs[i];
@@ -79,6 +85,52 @@ static void build_job(lua_State *L, batch_t *b, size_t i, long long now) {
   if (rc != 0) j->skip = 1;
   rq->op = (cpt_op_t)op; /* for the error prefix even when refused */
   lua_settop(L, t);
+  return c; /* kept alive by the jobs table */
+}
+
+/* ---- gates: one per server and credential (see cpt_gate_t) ------------------ */
+
+/* The account a credential logs in as: the WHM user for a WHM token. */
+static const char *login_of(const cpt_target_t *t) {
+  return t->cred == CPT_CRED_WHM ? t->whm_user : t->user;
+}
+
+static unsigned long long fnv(unsigned long long h, const char *s, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+  return (h ^ 0xFF) * 1099511628211ULL; /* a separator between fields */
+}
+
+static unsigned long long gate_hash(const cpt_target_t *t) {
+  unsigned long long h = 14695981039346656037ULL;
+  char port[16];
+  snprintf(port, sizeof port, "%d:%d", t->port, (int)t->cred);
+  h = fnv(h, t->host, strlen(t->host));
+  h = fnv(h, port, strlen(port));
+  h = fnv(h, login_of(t), strlen(login_of(t)));
+  return fnv(h, t->secret, strlen(t->secret));
+}
+
+static int same_gate(const cpt_target_t *a, const cpt_target_t *b) {
+  return a->port == b->port && a->cred == b->cred && strcmp(a->host, b->host) == 0 &&
+         strcmp(login_of(a), login_of(b)) == 0 && strcmp(a->secret, b->secret) == 0;
+}
+
+/* Gives every job the gate of the first job with the same server and credential. */
+static void assign_gates(batch_t *b, cpt_client_t **clients) {
+  size_t i, ngates = 0, cap = 2 * b->n;
+  for (i = 0; i < b->n; i++) {
+    const cpt_target_t *t = &clients[i]->target;
+    size_t k = (size_t)(gate_hash(t) % cap);
+    while (b->slots[k] != 0 && !same_gate(&clients[b->slots[k] - 1]->target, t))
+      k = (k + 1) % cap;
+    if (b->slots[k] == 0) {
+      b->slots[k] = i + 1;
+      b->jobs[i].gate = &b->gates[ngates++];
+    } else {
+      b->jobs[i].gate = b->jobs[b->slots[k] - 1].gate;
+    }
+  }
 }
 
 /* Pushes job i's result table: { ok, value, existed? } or { ok = false, err }. */
@@ -111,6 +163,7 @@ static void push_result(lua_State *L, batch_t *b, size_t i) {
 
 static int l_batch(lua_State *L) {
   batch_t *b;
+  cpt_client_t **clients;
   size_t n, i;
   int concurrency;
   long long now = (long long)time(NULL);
@@ -129,17 +182,23 @@ static int l_batch(lua_State *L) {
     b->jobs = calloc(n, sizeof *b->jobs);
     b->rqs = calloc(n, sizeof *b->rqs);
     b->errs = calloc(n, sizeof *b->errs);
+    b->gates = calloc(n, sizeof *b->gates);
+    b->slots = calloc(2 * n, sizeof *b->slots);
     /* On failure __gc frees what was allocated. */
-    if (!b->jobs || !b->rqs || !b->errs) return luaL_error(L, "cptokens: out of memory");
+    if (!b->jobs || !b->rqs || !b->errs || !b->gates || !b->slots)
+      return luaL_error(L, "cptokens: out of memory");
     b->n = n;
   }
+  clients = (cpt_client_t **)lua_newuserdata(L, sizeof *clients * (n ? n : 1)); /* index 3 */
   for (i = 0; i < n; i++) {
     lua_rawgeti(L, 1, (int)i + 1);
     if (lua_type(L, -1) != LUA_TTABLE)
       luaL_error(L, "cptokens.batch: job %d is not a table", (int)i + 1);
-    build_job(L, b, i, now);
+    clients[i] = build_job(L, b, i, now);
     lua_pop(L, 1);
   }
+  assign_gates(b, clients);
+  lua_pop(L, 1);
 
   cpt_curl_batch(b->jobs, n, concurrency);
 

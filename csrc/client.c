@@ -58,6 +58,10 @@ int cpt_client_result(lua_State *L, const cpt_request_t *rq, const cpt_xfer_t *x
     n = cpt_response_decode(L, rq, x->status, x->ctype[0] ? x->ctype : NULL,
                             x->body.p ? x->body.p : "", x->body.len);
   if (n == 2 && lua_isnil(L, -2)) {
+    if (x->not_sent) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "not_sent");
+    }
     auth = header_value(&rq->auth, &alen);
     otp = header_value(&rq->otp, &olen);
     cpt_needles(L, &nd, auth, alen, otp, olen);

@@ -182,6 +182,7 @@ typedef struct cpt_xfer {
   size_t form_off;   /* cannot resend a POST by itself (see xfer_begin)       */
   char errbuf[256];  /* CURL_ERROR_SIZE */
   /* outcome */
+  int not_sent;      /* held back by its gate (an earlier refusal): never sent */
   const char *kind;  /* NULL: a reply arrived (status, ctype, body) */
   char msg[320];
   long status;
@@ -196,11 +197,26 @@ CPT_HIDDEN cpt_xfer_t *cpt_curl_perform(cpt_curl_t *c, const cpt_request_t *rq);
 /* Wipes the client's last reply (it may hold a created token). */
 CPT_HIDDEN void cpt_curl_wipe_reply(cpt_curl_t *c);
 
+/*
+ * The jobs of a batch that share a server (host and port) and a credential
+ * share a gate, because cPanel's cPHulk locks an address out after a few
+ * failed logins: the first job goes alone, the others follow only once a
+ * reply was not a refusal, and none is sent after a refusal.
+ */
+typedef enum { CPT_GATE_UNTRIED, CPT_GATE_PROBING, CPT_GATE_OPEN, CPT_GATE_CLOSED } cpt_gate_state_t;
+
+typedef struct cpt_gate {
+  cpt_gate_state_t state;
+  long status;       /* the refusal's HTTP status, once closed */
+} cpt_gate_t;
+
 /* One job of a batch: a built request, the client handle whose options it uses. */
 typedef struct cpt_job {
   const cpt_request_t *rq;
   cpt_curl_t *client;
+  cpt_gate_t *gate;  /* shared by the jobs with the same server and credential */
   int skip;          /* refused before sending: not run */
+  int started;
   cpt_xfer_t x;
 } cpt_job_t;
 

@@ -278,6 +278,73 @@ static int start_job(CURLM *multi, CURLSH *share, cpt_job_t *j) {
   return 0;
 }
 
+/* Whether a finished transfer was a refusal of its credential (a failed login). */
+static int refused(const cpt_xfer_t *x) {
+  if (x->kind != NULL) return 0;
+  if (x->status == 401 || x->status == 403) return 1;
+  /* a login page instead of JSON: the front end did not take the credential */
+  return x->status == 200 && strstr(x->ctype, "html") != NULL;
+}
+
+/* Marks a job its gate holds back after a refusal: never sent, kind auth. */
+static void hold_back(cpt_job_t *j) {
+  cpt_xfer_t *x = &j->x;
+  x->not_sent = 1;
+  x->kind = CPT_EAUTH;
+  snprintf(x->msg, sizeof x->msg,
+           "not sent: an earlier request of this batch to the same server with the same "
+           "credential was refused (HTTP %ld); no further login is tried there, as cPanel "
+           "(cPHulk) locks an address out after a few failed ones",
+           j->gate->status);
+}
+
+/* Records how a job's transfer ended in its gate. */
+static void gate_done(cpt_job_t *j) {
+  cpt_gate_t *g = j->gate;
+  if (g == NULL || g->state == CPT_GATE_CLOSED) return;
+  if (refused(&j->x)) {
+    g->state = CPT_GATE_CLOSED;
+    g->status = j->x.status;
+  } else if (j->x.kind == NULL) {
+    g->state = CPT_GATE_OPEN; /* the credential was taken: the others may go */
+  } else if (g->state == CPT_GATE_PROBING) {
+    g->state = CPT_GATE_UNTRIED; /* no answer about the credential: the next job probes */
+  }
+}
+
+/*
+ * The next job that may start, from *next on, or NULL: jobs whose gate is
+ * closed are held back as they are passed; jobs whose gate is probing wait.
+ * *next moves past every job that is done with.
+ */
+static cpt_job_t *next_job(cpt_job_t *jobs, size_t n, size_t *next) {
+  size_t i;
+  int waiting = 0;
+  for (i = *next; i < n; i++) {
+    cpt_job_t *j = &jobs[i];
+    cpt_gate_t *g = j->gate;
+    if (j->skip || j->started) {
+      if (!waiting) *next = i + 1;
+      continue;
+    }
+    if (g != NULL && g->state == CPT_GATE_CLOSED) {
+      j->started = 1;
+      hold_back(j);
+      if (!waiting) *next = i + 1;
+      continue;
+    }
+    if (g != NULL && g->state == CPT_GATE_PROBING) {
+      waiting = 1;
+      continue;
+    }
+    if (g != NULL && g->state == CPT_GATE_UNTRIED) g->state = CPT_GATE_PROBING;
+    j->started = 1;
+    if (!waiting) *next = i + 1;
+    return j;
+  }
+  return NULL;
+}
+
 int cpt_curl_batch(cpt_job_t *jobs, size_t n, int concurrency) {
   CURLM *multi = curl_multi_init();
   CURLSH *share = curl_share_init();
@@ -295,15 +362,20 @@ int cpt_curl_batch(cpt_job_t *jobs, size_t n, int concurrency) {
   for (;;) {
     CURLMsg *m;
     int left;
-    while (active < concurrency && next < n) {
-      cpt_job_t *j = &jobs[next++];
-      if (j->skip) continue;
-      if (start_job(multi, share, j) == 0)
+    cpt_job_t *j;
+    while (active < concurrency && (j = next_job(jobs, n, &next)) != NULL) {
+      if (start_job(multi, share, j) == 0) {
         active++;
-      else
+      } else {
         drop_handle(&j->x);
+        gate_done(j);
+      }
     }
-    if (active == 0 && next >= n) break;
+    if (active == 0) {
+      /* nothing in flight: what is left is startable now or held back */
+      if (next >= n) break;
+      continue;
+    }
     if (curl_multi_perform(multi, &running) != CURLM_OK) {
       fail_all(jobs, n, "libcurl failed while running the batch");
       rc = -1;
@@ -311,17 +383,19 @@ int cpt_curl_batch(cpt_job_t *jobs, size_t n, int concurrency) {
     }
     finished = 0;
     while ((m = curl_multi_info_read(multi, &left)) != NULL) {
-      cpt_job_t *j = NULL;
+      cpt_job_t *d = NULL;
       if (m->msg != CURLMSG_DONE) continue;
-      curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+      curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&d);
       curl_multi_remove_handle(multi, m->easy_handle);
-      xfer_end(&j->x, m->data.result);
-      drop_handle(&j->x);
+      xfer_end(&d->x, m->data.result);
+      drop_handle(&d->x);
+      gate_done(d);
       active--;
       finished++;
     }
     /* Freed slots take the next jobs now, not after the next socket event. */
     if (finished && next < n) continue;
+    if (active == 0) continue;
     if (active > 0 && running > 0 && curl_multi_poll(multi, NULL, 0, 1000, NULL) != CURLM_OK) {
       fail_all(jobs, n, "libcurl failed while waiting in the batch");
       rc = -1;

@@ -156,22 +156,34 @@ static int json_decode(lua_State *L, const char *body, size_t len) {
 
 /* ---- the data of each operation --------------------------------------------- */
 
+/*
+ * A create the server says succeeded but whose reply cannot be used: the
+ * token exists and nobody has it. err.created tells the Lua layer to revoke it.
+ */
+static int created_error(lua_State *L, long status, const char *what) {
+  cpt_error(L, CPT_EPROTOCOL, status, "create: the server made the token but its reply %s", what);
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, "created");
+  return 2;
+}
+
+/* The longest token value taken (cPanel's are 32 characters). */
+#define TOKEN_MAX 256
+
 static int push_created(lua_State *L, const cpt_request_t *rq, int data, long status) {
   long long create_time;
   size_t n;
   const char *token;
-  if (lua_type(L, data) != LUA_TTABLE)
-    return cpt_error(L, CPT_EPROTOCOL, status, "create: the reply has no token data");
+  if (lua_type(L, data) != LUA_TTABLE) return created_error(L, status, "has no token data");
   lua_getfield(L, data, "token");
   /* Type first: lua_tolstring would turn a number into a string in place. */
-  if (lua_type(L, -1) != LUA_TSTRING)
-    return cpt_error(L, CPT_EPROTOCOL, status, "create: the reply has no usable token value");
+  if (lua_type(L, -1) != LUA_TSTRING) return created_error(L, status, "has no usable token value");
   token = lua_tolstring(L, -1, &n);
-  if (n == 0 || n > 1024 || cpt_check_header_value(token, n) != 0)
-    return cpt_error(L, CPT_EPROTOCOL, status, "create: the reply has no usable token value");
+  if (n == 0 || n > TOKEN_MAX || cpt_check_header_value(token, n) != 0)
+    return created_error(L, status, "has no usable token value");
   lua_getfield(L, data, "create_time");
   if (get_epoch(L, -1, 0, &create_time) != 0)
-    return cpt_error(L, CPT_EPROTOCOL, status, "create: the reply has no valid create_time");
+    return created_error(L, status, "has no valid create_time");
   lua_pop(L, 1);
   lua_createtable(L, 0, 4);
   lua_pushstring(L, rq->name);

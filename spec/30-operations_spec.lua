@@ -139,6 +139,29 @@ describe("operations", function()
     assert.are.equal(32503679999, by_name.iso.expires_at)
   end)
 
+  it("revokes a token the server made when its reply is unusable, and says so", function()
+    for _, cr in ipairs { { user = "alice", password = ALICE_PW },
+                          { url = srv.whm_url, user = "alice", whm_token = srv.accounts.root.token } } do
+      local c = client(cr)
+      for _, how in ipairs { "long", "missing", "number" } do
+        srv:fault("bad_create", { value = how, times = 1 })
+        local tok, err = c:create("unusable")
+        assert.is_nil(tok)
+        assert.are.equal("protocol", err.kind, tostring(err))
+        assert.is_true(err.created)
+        assert.is_true(err.revoked)
+        assert.is_truthy(err.message:find("was revoked", 1, true), err.message)
+        assert.are.same({}, srv:tokens("alice"), how)
+      end
+      srv:fault("bad_create", { times = 1 })
+      local res = cptokens.batch { { client = c, op = "create", name = "unusable" } }
+      assert.is_false(res[1].ok)
+      assert.is_true(res[1].err.revoked)
+      assert.are.same({}, srv:tokens("alice"))
+      c:close()
+    end
+  end)
+
   it("refuses an expiry that is not in the future, epoch 0 and 1970 included: never is no expiry", function()
     local c = client { user = "alice", password = ALICE_PW }
     local before = srv:count()

@@ -22,6 +22,84 @@ describe("cptokens.batch", function()
   end)
   before_each(function() srv:reset() end)
 
+  describe("never locking the operator out (cPHulk)", function()
+    local function new(opts)
+      opts.cafile = srv.cafile
+      opts.url = opts.url or srv.url
+      return assert(cptokens.new(opts))
+    end
+
+    it("100 jobs sharing one bad credential make exactly one failed login; the rest say why", function()
+      for _, bad in ipairs {
+        { user = "alice", password = "wrong-password" },
+        { user = "alice", token = "WRONGTOKEN000000000000000000000X" },
+        { url = srv.whm_url, user = "alice", whm_token = "WRONGWHM000000000000000000000000" },
+      } do
+        srv:reset()
+        local jobs = {}
+        for i = 1, 100 do
+          -- many clients with the same credential: one gate, whichever client
+          local c = i % 2 == 0 and new(bad) or nil
+          jobs[i] = { client = c or (jobs[1] and jobs[1].client) or new(bad), op = i % 3 == 0 and "list" or "revoke",
+                      name = "t" .. i }
+        end
+        local results = cptokens.batch(jobs, { concurrency = 20 })
+        local refused, held = 0, 0
+        for _, r in ipairs(results) do
+          assert.is_false(r.ok)
+          assert.are.equal("auth", r.err.kind)
+          if r.err.not_sent then
+            held = held + 1
+            assert.is_truthy(r.err.message:find("not sent", 1, true), r.err.message)
+            assert.is_truthy(r.err.message:find("cPHulk", 1, true), r.err.message)
+          else
+            refused = refused + 1
+          end
+        end
+        assert.are.equal(1, refused)
+        assert.are.equal(99, held)
+        assert.are.equal(1, srv:count(), "exactly one request reached the server")
+      end
+    end)
+
+    it("a refused credential stops only its own jobs: other credentials and servers go on", function()
+      local bad = new { user = "alice", password = "wrong-password" }
+      local w = new { url = srv.whm_url, user = "alice", whm_token = srv.accounts.root.token }
+      local jobs = {}
+      for i = 1, 30 do
+        local c = ({ bad, alice, w })[i % 3 + 1]
+        jobs[i] = { client = c, op = "list" }
+      end
+      local results = cptokens.batch(jobs, { concurrency = 8 })
+      for i, r in ipairs(results) do
+        if jobs[i].client == bad then
+          assert.is_false(r.ok)
+        else
+          assert.is_true(r.ok, tostring(r.err))
+        end
+      end
+      assert.are.equal(1, srv:count { status = 401 })
+      assert.are.equal(20, srv:count { status = 200 })
+      bad:close()
+      w:close()
+    end)
+
+    it("the first job of a credential goes alone, then the rest run concurrently", function()
+      srv:fault("latency", { ms = 100 })
+      local jobs = {}
+      for i = 1, 9 do jobs[i] = { client = alice, op = "list" } end
+      local results = cptokens.batch(jobs, { concurrency = 8 })
+      srv:clear_faults()
+      for _, r in ipairs(results) do assert.is_true(r.ok, tostring(r.err)) end
+      local log = srv:log()
+      assert.are.equal(9, #log)
+      -- the probe was answered before any other request arrived
+      for i = 2, #log do assert.is_true(log[i].time >= log[1].time + 0.09, "request " .. i) end
+      -- and the other eight all arrived before the first of them was answered
+      assert.is_true(log[9].time < log[2].time + 0.09, "the others ran concurrently")
+    end)
+  end)
+
   it("returns results in job order, each as the single call would", function()
     local jobs = {}
     for i = 1, 12 do

@@ -101,10 +101,28 @@ end
 
 --- client:create(name [, { expires_in = "24h" } | { expires_at = epoch or ISO 8601 }])
 -- -> { name, token, create_time, expires_at? }, or nil, err
+-- A create the server carried out but whose reply was unusable (err.created):
+-- nobody has the token, so it is revoked now (best effort), and err says so.
+local function undo_created(client, name, err)
+  local ok, rerr = client:revoke(name)
+  if ok then
+    err.message = err.message .. "; the token " .. name .. " was revoked, nothing is left behind"
+    err.revoked = true
+  else
+    err.message = err.message .. "; revoking it failed too (" .. tostring(rerr and rerr.message)
+      .. "): revoke " .. name .. " by hand"
+    err.revoked = false
+  end
+  return err
+end
+
 function Client:create(name, opts)
   local expires_at, err = create_expiry(opts)
   if err then return nil, err end
-  return self:_create(name, expires_at)
+  local tok
+  tok, err = self:_create(name, expires_at)
+  if not tok and type(err) == "table" and err.created then err = undo_created(self, name, err) end
+  return tok, err
 end
 
 local BATCH_OPTIONS = { concurrency = true }
@@ -163,7 +181,11 @@ function _M.batch(jobs, opts)
     end
   end
   local done = core.batch(send, concurrency)
-  for k = 1, #done do results[where[k]] = done[k] end
+  for k = 1, #done do
+    local r = done[k]
+    if not r.ok and r.err.created then undo_created(send[k].client, send[k].name, r.err) end
+    results[where[k]] = r
+  end
   return results
 end
 

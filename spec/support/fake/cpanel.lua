@@ -258,6 +258,12 @@ function UAPI.create_full_access(list, args)
   if find(list, name) then return nil, "A conflicting API token with the name " .. q(name) .. " already exists." end
   local t = { name = name, token = new_token(), create_time = ngx.time(), expires_at = exp }
   list[#list + 1] = t
+  -- the token is made, but the reply carries no usable value: "long", "missing" or "number"
+  local bad = take("bad_create")
+  if bad then
+    local v = ({ long = jstr(("A"):rep(1100)), missing = "null", number = "12345" })[bad.value or "long"]
+    return '{"create_time":' .. jtime(t.create_time) .. ',"token":' .. v .. ',"whitelist_ips":null}'
+  end
   return '{"create_time":' .. jtime(t.create_time) .. ',"token":' .. jstr(t.token) .. ',"whitelist_ips":null}'
 end
 
@@ -507,7 +513,7 @@ local FAULTS = {
   end },
 }
 
-local KNOWN_FAULTS = { latency = true, slow = true, huge = true, fixed_list = true }
+local KNOWN_FAULTS = { latency = true, slow = true, huge = true, fixed_list = true, bad_create = true }
 for _, f in ipairs(FAULTS) do KNOWN_FAULTS[f[1]] = true end
 
 function M.api(port)
