@@ -610,7 +610,7 @@ describe("cptokens command-line tool", function()
       assert.are.equal(cjson.null, doc.expires_at)
       assert.is_truthy(read_file(path):find(toks[1].token, 1, true))
       assert.is_truthy(r.out:match('^{"created":"[^"]+","create_time":%d+,"expires_at":null,"out":".-",'
-        .. '"revoked":%[.-%],"kept":%[%],"orphans":%[%],"switched":true,"errors":%[%]}\n$'), r.out)
+        .. '"revoked":%[.-%],"kept":%[%],"orphans":%[%],"foreign":%[%],"switched":true,"errors":%[%]}\n$'), r.out)
 
       -- --keep 1 keeps the newest old one
       r = run({ "rotate", "deploy", "--out", path, "--keep", "1" }, { env = pw() })

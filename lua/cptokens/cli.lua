@@ -838,11 +838,17 @@ function run.rotate(ctx, client, pos)
   local is_orphan = {}
   for _, n in ipairs(orphans) do is_orphan[n] = true end
   local errors, failed = partial_errors(ctx, "rotate", report)
+  local foreign = names_of(report.foreign)
+  for _, n in ipairs(foreign) do
+    ctx.stderr:write("cptokens: warning: rotate: " .. one_line(n) .. " has the prefix " .. one_line(pos[1])
+      .. " but " .. one_line(path) .. " does not hold it; left alone (another token file may hold it:"
+      .. " give each file its own prefix, or revoke it by hand if nobody does)\n")
+  end
   if opts.json then
     out(ctx, encode(obj("created", created, "create_time", type(tok) == "table" and tok.create_time or nil,
       "expires_at", type(tok) == "table" and tok.expires_at or nil, "out", path,
-      "revoked", revoked, "kept", kept, "orphans", orphans, "switched", report.switched == true,
-      "errors", errors)) .. "\n")
+      "revoked", revoked, "kept", kept, "orphans", orphans, "foreign", foreign,
+      "switched", report.switched == true, "errors", errors)) .. "\n")
   else
     out(ctx, string_format("created %s, %s; token saved to %s\n", tostring(created),
       expiry_text(type(tok) == "table" and tok or {}), path))
