@@ -10,7 +10,8 @@
  *   from SIGPIPE so that the write fails with EPIPE. No SA_RESTART: a blocking read or
  *   write fails with EINTR, and libcurl's poll loop carries on after EINTR, so a request
  *   in progress still completes (within its timeout).
- * core.defer_signals(on) -> whether the handler is installed (guard_signals was called)
+ * core.defer_signals(on) -> whether the handler is installed (guard_signals was called;
+ *   without it, nothing changes)
  * core.pending_signal() -> signo, "SIGINT" | "SIGTERM" | "SIGHUP"; or nil: the first
  *   signal recorded while deferred
  * core.no_core_dumps() -> true, or nil, message: RLIMIT_CORE 0 (soft and hard) and, on
@@ -73,7 +74,7 @@ static int l_guard_signals(lua_State *L) {
 }
 
 static int l_defer_signals(lua_State *L) {
-  deferred = lua_toboolean(L, 1) ? 1 : 0;
+  if (installed) deferred = lua_toboolean(L, 1) ? 1 : 0; /* (a host's own handlers: untouched) */
   lua_pushboolean(L, installed);
   return 1;
 }

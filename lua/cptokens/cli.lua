@@ -10,7 +10,8 @@
 -- Exit statuses: 0 success; 1 an operation failed (one line on stderr:
 -- "cptokens: <kind>: <message>"); 2 usage errors (the command line or the
 -- configuration is wrong and nothing was sent); 3 `audit` found tokens that
--- are expired or expire within the window.
+-- are expired or expire within the window; 128 + N `create` or `rotate` got
+-- signal N and went on to a safe point first (see process()).
 --
 -- Secrets never come from argv (visible to every user through ps): only from
 -- the environment or from files. Nothing but `create` ever prints a secret:
@@ -92,7 +93,8 @@ Run `cptokens help COMMAND` or `cptokens COMMAND --help` for details,
 
 Exit status: 0 success; 1 the operation failed (the error on stderr); 2 usage
 or configuration error (nothing was sent); 3 audit found expired or expiring
-tokens.
+tokens; 128+N create or rotate received signal N and stopped where no new
+token is left unseen (130: SIGINT).
 ]]
 
 HELP.list = [[
@@ -119,7 +121,8 @@ Creates a full-access token named NAME (1 to 50 of A-Z a-z 0-9 _ -).
 Without --out, the token alone is printed on standard output, so that
     TOKEN=$(cptokens create deploy --expires-in 24h)
 works. It is shown this once: cPanel keeps only a hash. With --json the document
-holds the token (or, with --out, the file name instead).
+holds the token (or, with --out, the file name instead). If it cannot be handed
+over (a closed pipe, a full disk, Ctrl-C or another signal), it is revoked.
 
 ]] .. CONNECTION_HELP
 
@@ -287,13 +290,15 @@ end
 local MIN_SECRET = 4   -- shorter values cannot be told apart from ordinary text
 local WORD_SECRET = 12 -- shorter ones (a 6-digit code) are replaced only as whole words
 
--- s with every occurrence of form replaced by "<secret>" (whole words only if word).
+-- s with every occurrence of form replaced by "<secret>". With word, not where the form
+-- runs on into a letter or digit on either side (424242 inside an epoch stays).
 local function replace_form(s, form, word)
   local from, parts = 1, nil
+  local head, tail = word and form:sub(1, 1):match("%w"), word and form:sub(-1):match("%w")
   while true do
     local a, b = s:find(form, from, true)
     if not a then break end
-    if word and (s:sub(a - 1, a - 1):match("%w") or s:sub(b + 1, b + 1):match("%w")) then
+    if (head and s:sub(a - 1, a - 1):match("%w")) or (tail and s:sub(b + 1, b + 1):match("%w")) then
       from = a + 1
     else
       parts = parts or {}
