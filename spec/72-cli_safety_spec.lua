@@ -190,6 +190,28 @@ describe("cptokens command-line tool, hostile world", function()
     error("a secret leaked into the output: " .. text, 2)
   end
 
+  describe("cptokens.core's process functions, in this process", function()
+    local core = require "cptokens.core"
+
+    it("file_mode reports the permission bits and the kind; defer/pending change nothing unguarded", function()
+      local f = tmp .. "/mode-0640"
+      util.write_private(f, "x")
+      assert(execute("chmod 640 " .. shell_quote(f)))
+      assert.are.same({ 416, "file" }, { core.file_mode(f) })
+      assert.are.equal("directory", select(2, core.file_mode(tmp)))
+      assert.are.equal("other", select(2, core.file_mode("/dev/null")))
+      local none, msg = core.file_mode(tmp .. "/missing")
+      assert.is_nil(none)
+      assert.is_truthy(msg:find("No such file", 1, true), msg)
+      assert.has_error(function() core.file_mode("a\0b") end)
+      -- without guard_signals (a host program's own process), deferring is refused and
+      -- nothing is ever pending
+      assert.is_false(core.defer_signals(true))
+      assert.is_nil(core.pending_signal())
+      assert.is_false(core.defer_signals(false))
+    end)
+  end)
+
   describe("signals and a closed pipe around create (point 7)", function()
     local STATUS = { INT = 130, TERM = 143, HUP = 129 }
 
@@ -225,6 +247,23 @@ describe("cptokens command-line tool, hostile world", function()
       assert.is_truthy(r.err:find("interrupted by SIGTERM.*sigout was revoked"), r.err)
       assert.is_nil(read_file(path))
       assert.is_nil(token_named("alice", "sigout"))
+    end)
+
+    it("with --out, a save that fails after create succeeded revokes the token (exit 1)", function()
+      local dir = tmp .. "/save-dir"
+      assert(execute("mkdir -p " .. shell_quote(dir)))
+      srv:fault("latency", { ms = 1000, func = "create_full_access" })
+      local h = start({ "create", "unsaved", "--out", dir .. "/t.json" })
+      request_arrived(CREATE_URI)
+      -- the directory checked before create is gone when the token arrives
+      assert(os.rename(dir, dir .. ".moved"))
+      local r = finish(h)
+      no_secret(r)
+      assert.are.equal(1, r.code, r.err)
+      assert.is_true(one_line(r.err), r.err)
+      assert.is_truthy(r.err:find("^cptokens: io: cannot save the token to .*the new token unsaved was revoked"), r.err)
+      assert.is_nil(token_named("alice", "unsaved"))
+      assert.are.same({}, util.list_dir(dir .. ".moved"))
     end)
 
     it("create NAME | true: the write fails (no SIGPIPE death), the token is revoked, exit 1", function()
