@@ -96,5 +96,6 @@ int luaopen_cptokens_core(lua_State *L) {
   cpt_client_open(L);
   cpt_fs_open(L);
   cpt_batch_open(L);
+  cpt_proc_open(L);
   return 1;
 }

@@ -261,5 +261,6 @@ CPT_HIDDEN void cpt_client_open(lua_State *L);
 CPT_HIDDEN void cpt_fs_open(lua_State *L);
 CPT_HIDDEN void cpt_batch_open(lua_State *L);
 CPT_HIDDEN void cpt_scrub_open(lua_State *L);
+CPT_HIDDEN void cpt_proc_open(lua_State *L);   /* the CLI's process: signals, core dumps */
 
 #endif

@@ -10,14 +10,21 @@
 -- Exit statuses: 0 success; 1 an operation failed (one line on stderr:
 -- "cptokens: <kind>: <message>"); 2 usage errors (the command line or the
 -- configuration is wrong and nothing was sent); 3 `audit` found tokens that
--- are expired or expire within the window.
+-- are expired or expire within the window; 128 + N `create` or `rotate` got
+-- signal N and went on to a safe point first (see process()).
 --
 -- Secrets never come from argv (visible to every user through ps): only from
--- the environment or from files. Nothing but `create` ever prints a secret.
+-- the environment or from files. Nothing but `create` ever prints a secret:
+-- everything the tool writes goes through one scrubber (every form of every
+-- secret it holds) and, for human output, escapes what would act on a terminal.
+--
+-- bin/cptokens calls process(arg), which first makes the process safe to hold
+-- secrets (no core dumps, signals guarded: see csrc/proc.c), then main().
 --
 -- Portable across Lua 5.1-5.4 and LuaJIT.
 
 local cptokens = require "cptokens"
+local core = require "cptokens.core"
 local time = cptokens.time
 
 local type, tostring, tonumber, pairs, ipairs = type, tostring, tonumber, pairs, ipairs
@@ -86,7 +93,8 @@ Run `cptokens help COMMAND` or `cptokens COMMAND --help` for details,
 
 Exit status: 0 success; 1 the operation failed (the error on stderr); 2 usage
 or configuration error (nothing was sent); 3 audit found expired or expiring
-tokens.
+tokens; 128+N create or rotate received signal N and stopped where no new
+token is left unseen (130: SIGINT).
 ]]
 
 HELP.list = [[
@@ -113,7 +121,8 @@ Creates a full-access token named NAME (1 to 50 of A-Z a-z 0-9 _ -).
 Without --out, the token alone is printed on standard output, so that
     TOKEN=$(cptokens create deploy --expires-in 24h)
 works. It is shown this once: cPanel keeps only a hash. With --json the document
-holds the token (or, with --out, the file name instead).
+holds the token (or, with --out, the file name instead). If it cannot be handed
+over (a closed pipe, a full disk, Ctrl-C or another signal), it is revoked.
 
 ]] .. CONNECTION_HELP
 
@@ -256,10 +265,159 @@ local function fail(err, prefix)
 end
 
 ---------------------------------------------------------------------------
+-- What reaches the user: secrets scrubbed, the terminal protected
+---------------------------------------------------------------------------
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+local function base64(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local n = a * 65536 + (b or 0) * 256 + (c or 0)
+    local q = {}
+    for k = 1, 4 do
+      local v = math_floor(n / 64 ^ (4 - k)) % 64
+      q[k] = B64:sub(v + 1, v + 1)
+    end
+    if not b then q[3] = "=" end
+    if not c then q[4] = "=" end
+    out[#out + 1] = table_concat(q)
+  end
+  return table_concat(out)
+end
+
+local MIN_SECRET = 4   -- shorter values cannot be told apart from ordinary text
+local WORD_SECRET = 12 -- shorter ones (a 6-digit code) are replaced only as whole words
+
+-- s with every occurrence of form replaced by "<secret>". With word, not where the form
+-- runs on into a letter or digit on either side (424242 inside an epoch stays).
+local function replace_form(s, form, word)
+  local from, parts = 1, nil
+  local head, tail = word and form:sub(1, 1):match("%w"), word and form:sub(-1):match("%w")
+  while true do
+    local a, b = s:find(form, from, true)
+    if not a then break end
+    if (head and s:sub(a - 1, a - 1):match("%w")) or (tail and s:sub(b + 1, b + 1):match("%w")) then
+      from = a + 1
+    else
+      parts = parts or {}
+      parts[#parts + 1] = s:sub(1, a - 1)
+      s, from = s:sub(b + 1), 1
+    end
+  end
+  if not parts then return s end
+  parts[#parts + 1] = s
+  return table_concat(parts, "<secret>")
+end
+
+--- The one scrubber of everything the tool prints. secrets and users are lists the caller
+-- keeps appending to (the credential, a token file's text, tokens created during the run;
+-- the account and WHM user names). Each secret is replaced raw, as USER:SECRET (the header
+-- forms contain it) and in base64, alone and as USER:SECRET (HTTP Basic).
+local function new_scrubber(secrets, users)
+  local forms, nsecrets, nusers = {}, -1, -1
+  local function build()
+    local seen, list = {}, {}
+    local function add(f) if not seen[f] then seen[f] = true list[#list + 1] = f end end
+    for _, sec in ipairs(secrets) do
+      if type(sec) == "string" and #sec >= MIN_SECRET then
+        add(sec)
+        add(base64(sec))
+        for _, u in ipairs(users) do add(base64(u .. ":" .. sec)) end
+      end
+    end
+    table_sort(list, function(x, y) return #x > #y end) -- the longest forms first
+    forms, nsecrets, nusers = list, #secrets, #users
+  end
+  return function(s)
+    s = tostring(s)
+    if #secrets ~= nsecrets or #users ~= nusers then build() end
+    for _, f in ipairs(forms) do s = replace_form(s, f, #f < WORD_SECRET) end
+    return s
+  end
+end
+
+-- For the specs: a scrubber of its own, { add(secret), text(s) }.
+function _M._scrubber(users)
+  local secrets = {}
+  local scrub = new_scrubber(secrets, users or {})
+  return { add = function(v) secrets[#secrets + 1] = v end, text = scrub }
+end
+
+-- Whether the bytes of s from i on start a UTF-8 character that is printable (not a C1
+-- control): its length, or nil.
+local function utf8_printable(s, i)
+  local c = s:byte(i)
+  local n, lo, hi
+  if c >= 0xC2 and c <= 0xDF then n, lo, hi = 1, 0x80, 0xBF
+  elseif c == 0xE0 then n, lo, hi = 2, 0xA0, 0xBF
+  elseif c == 0xED then n, lo, hi = 2, 0x80, 0x9F
+  elseif c >= 0xE1 and c <= 0xEF then n, lo, hi = 2, 0x80, 0xBF
+  elseif c == 0xF0 then n, lo, hi = 3, 0x90, 0xBF
+  elseif c == 0xF4 then n, lo, hi = 3, 0x80, 0x8F
+  elseif c >= 0xF1 and c <= 0xF3 then n, lo, hi = 3, 0x80, 0xBF
+  else return nil end
+  for k = 1, n do
+    local d = s:byte(i + k)
+    if not d or d < (k == 1 and lo or 0x80) or d > (k == 1 and hi or 0xBF) then return nil end
+  end
+  if c == 0xC2 and s:byte(i + 1) < 0xA0 then return nil end -- U+0080..U+009F
+  return n + 1
+end
+
+--- Text for a terminal: every byte that could act on it (C0 controls but the newlines the
+-- tool writes itself when keep_lf, DEL, C1 controls raw or UTF-8, bytes that are not UTF-8)
+-- shown as \xNN. Printable UTF-8 (cPanel's quotes) stays.
+local function terminal_text(s, keep_lf)
+  if not s:find(keep_lf and "[^\n -~]" or "[^ -~]") then return s end
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local c = s:byte(i)
+    local len = ((c >= 0x20 and c < 0x7f) or (keep_lf and c == 10)) and 1
+      or (c >= 0xC2 and utf8_printable(s, i))
+    if len then
+      out[#out + 1] = s:sub(i, i + len - 1)
+      i = i + len
+    else
+      out[#out + 1] = string_format("\\x%02x", c)
+      i = i + 1
+    end
+  end
+  return table_concat(out)
+end
+
+--- A name (of a token, from the server or argv) in human output: one unambiguous word,
+-- everything but printable ASCII (space and backslash included) shown as \xNN, so that it
+-- can neither act on the terminal nor fake a row or a column.
+local function shown(name)
+  return (tostring(name):gsub("[^%w%-_]", function(c)
+    local b = c:byte()
+    if b > 0x20 and b < 0x7f and c ~= "\\" then return c end
+    return string_format("\\x%02x", b)
+  end))
+end
+
+--- An argument as a usage error may show it: what follows "=" may be a secret
+-- (`cptokens -- --token=X`), so it is never shown.
+local function shown_arg(a)
+  a = tostring(a)
+  local head = a:match("^([^=]*)=")
+  if head then a = head .. "=..." end
+  return terminal_text(one_line(a))
+end
+
+--- One line on standard error, scrubbed and made safe for a terminal. Never raises.
+local function say(ctx, line)
+  pcall(ctx.stderr.write, ctx.stderr, terminal_text(ctx.scrub(one_line(line))) .. "\n")
+end
+
+---------------------------------------------------------------------------
 -- JSON with a fixed key order (cjson does not order keys)
 ---------------------------------------------------------------------------
 
 local Object = {}
+local Verbatim = {} -- a string written as it is: the token `create` hands over
 local NULL = setmetatable({}, { __tostring = function() return "null" end })
 
 --- An ordered JSON object: obj("k1", v1, "k2", v2, ...); nil values become null.
@@ -287,7 +445,10 @@ end
 
 local encode
 
-local function encode_into(v, out)
+local function verbatim(s) return setmetatable({ s }, Verbatim) end
+
+-- scrub (optional) is applied to every string value.
+local function encode_into(v, out, scrub)
   local t = type(v)
   if v == nil or v == NULL then
     out[#out + 1] = "null"
@@ -296,21 +457,23 @@ local function encode_into(v, out)
   elseif t == "number" then
     out[#out + 1] = json_number(v)
   elseif t == "string" then
-    out[#out + 1] = json_string(v)
+    out[#out + 1] = json_string(scrub and scrub(v) or v)
+  elseif t == "table" and getmetatable(v) == Verbatim then
+    out[#out + 1] = json_string(v[1])
   elseif t == "table" and getmetatable(v) == Object then
     out[#out + 1] = "{"
     for i = 1, v.n, 2 do
       if i > 1 then out[#out + 1] = "," end
       out[#out + 1] = json_string(v[i])
       out[#out + 1] = ":"
-      encode_into(v[i + 1], out)
+      encode_into(v[i + 1], out, scrub)
     end
     out[#out + 1] = "}"
   elseif t == "table" then
     out[#out + 1] = "["
     for i = 1, #v do
       if i > 1 then out[#out + 1] = "," end
-      encode_into(v[i], out)
+      encode_into(v[i], out, scrub)
     end
     out[#out + 1] = "]"
   else
@@ -318,9 +481,9 @@ local function encode_into(v, out)
   end
 end
 
-function encode(v)
+function encode(v, scrub)
   local out = {}
-  encode_into(v, out)
+  encode_into(v, out, scrub)
   return table_concat(out)
 end
 
@@ -424,6 +587,20 @@ end
 -- minus one trailing newline. Usage errors (exit 2) for unreadable or empty.
 local MAX_SECRET_FILE = 65536
 
+-- Warns (one line on stderr) when a secret file can be read by its group or by others, as
+-- ssh does. A warning, not a refusal: the secret is already exposed, a deliberate 0640
+-- root:service file is a working set-up, and a refusal would stop the cron rotation that
+-- keeps the service's token alive (README, "Secret files").
+local function check_mode(ctx, opt, path)
+  local mode, kind = core.file_mode(path)
+  if not mode or kind ~= "file" then return end -- a pipe, a device, /dev/stdin: not ours to judge
+  local group, others = math_floor(mode / 32) % 2 == 1, math_floor(mode / 4) % 2 == 1
+  if not (group or others) then return end
+  say(ctx, string_format("cptokens: warning: --%s %s can be read by %s (mode %04o): whoever can read"
+    .. " it holds the secret; chmod 600 it", opt, path,
+    group and others and "its group and others" or group and "its group" or "others", mode))
+end
+
 local function read_secret(ctx, opt, path)
   local data
   if path == "-" then
@@ -441,6 +618,7 @@ local function read_secret(ctx, opt, path)
       usage("--%s: cannot read %s: %s", opt, one_line(path), one_line(ok and rerr or res))
     end
     data = res or ""
+    check_mode(ctx, opt, path)
   end
   if #data > MAX_SECRET_FILE then
     usage("--%s %s: too large to hold a secret", opt, path == "-" and "- (standard input)" or one_line(path))
@@ -553,6 +731,8 @@ local function connect(ctx, opts)
   o[cred.kind] = cred.value
   o.otp = cred.otp
   if cred.kind == "whm_token" then o.whm_user = opts["whm-user"] end
+  ctx.users[#ctx.users + 1] = user
+  if cred.kind == "whm_token" then ctx.users[#ctx.users + 1] = opts["whm-user"] or "root" end
   ctx.cred = cred
   local ok, client, err = pcall(cptokens.new, o)
   if not ok then
@@ -569,9 +749,19 @@ end
 -- Output
 ---------------------------------------------------------------------------
 
-local function out(ctx, s)
+local function write_out(ctx, s)
   local ok, err = ctx.stdout:write(s)
   if not ok then fail("io: cannot write to standard output: " .. one_line(err)) end
+end
+
+--- Human text on standard output: scrubbed, safe for a terminal (names are also shown()).
+local function out(ctx, s)
+  write_out(ctx, terminal_text(ctx.scrub(s), true))
+end
+
+--- One JSON document on standard output; every string in it scrubbed but verbatim() ones.
+local function out_json(ctx, v)
+  write_out(ctx, encode(v, ctx.scrub) .. "\n")
 end
 
 local function flush(ctx)
@@ -666,11 +856,22 @@ local function store_module()
 end
 
 -- Checks that a secret file could be written at path, before creating anything.
-local function check_out(path)
+-- What a token file written for client records: its URL (for a WHM client, the
+-- cPanel port the user's token works on), user and trust anchors.
+local function file_conn(client)
+  local conn = client:info()
+  if conn.credential == "whm_token" then
+    conn.url = conn.url:gsub("^(https://[^/]+):2087", "%1:2083")
+  end
+  return conn
+end
+
+-- With conn, a token file of another server or account at path is refused too.
+local function check_out(path, conn)
   local store = store_module()
   local ok, msg
   if store and type(store.check) == "function" then
-    ok, msg = store.check(path)
+    ok, msg = store.check(path, conn)
   else
     ok, msg = require("cptokens.core").writable(path)
   end
@@ -682,14 +883,7 @@ end
 -- Saves a new token durably (0600, atomic). true, or nil, err.
 local function save_token(client, path, tok)
   local store = store_module()
-  if store then
-    local conn = client:info()
-    if conn.credential == "whm_token" then
-      -- the user's token works on the cPanel port, not WHM's
-      conn.url = conn.url:gsub("^(https://[^/]+):2087", "%1:2083")
-    end
-    return store.save(path, tok, conn)
-  end
+  if store then return store.save(path, tok, file_conn(client)) end
   return require("cptokens.core").atomic_write(path, tok.token .. "\n")
 end
 
@@ -713,15 +907,69 @@ function run.list(ctx, client)
         "expired", rem ~= nil and rem < 0, "remaining", rem,
         "has_full_access", t.has_full_access == true)
     end
-    out(ctx, encode(obj("tokens", items)) .. "\n")
+    out_json(ctx, obj("tokens", items))
     return EXIT_OK
   end
   local rows = {}
   for i, t in ipairs(list) do
-    rows[i] = { t.name, iso(t.create_time) or "", iso(t.expires_at) or "never", state_text(t, now) }
+    rows[i] = { shown(t.name), iso(t.create_time) or "", iso(t.expires_at) or "never", state_text(t, now) }
   end
   out(ctx, table_text({ "NAME", "CREATED", "EXPIRES", "STATE" }, rows))
   return EXIT_OK
+end
+
+-- The signal received since signals were deferred: 128 + its number and its name, or nil.
+local function interrupted()
+  local signo, name = core.pending_signal()
+  if signo then return 128 + signo, name end
+  return nil
+end
+
+-- Hands the new token tok over: saved to path, or printed. Raises (an Exit, or any error)
+-- when it could not; calls delivered() once the token has reached its user.
+local function deliver(ctx, client, tok, path, delivered)
+  local code, sig = interrupted()
+  if code then
+    ctx.signal_said = true
+    exit_with(code, "cptokens: interrupted by " .. sig .. " before the token was delivered")
+  end
+  if path then
+    local ok, serr = save_token(client, path, tok)
+    if not ok then
+      exit_with(EXIT_FAIL, "cptokens: io: cannot save the token to " .. path .. ": "
+        .. error_line(serr):gsub("^cptokens: ", ""))
+    end
+    delivered()
+    ctx.signal_note = "the token " .. shown(tok.name) .. " was saved to " .. path .. " and stays valid"
+    if ctx.opts.json then
+      out_json(ctx, obj("name", tok.name, "create_time", tok.create_time, "expires_at", tok.expires_at,
+        "token", NULL, "out", path))
+    else
+      out(ctx, string_format("created %s, %s; token saved to %s\n", shown(tok.name), expiry_text(tok), path))
+    end
+    return
+  end
+  local text
+  if ctx.opts.json then
+    text = encode(obj("name", tok.name, "create_time", tok.create_time, "expires_at", tok.expires_at,
+      "token", verbatim(tok.token), "out", NULL), ctx.scrub) .. "\n"
+  else
+    text = tok.token .. "\n"
+  end
+  local ok, werr = ctx.stdout:write(text)
+  if ok then ok, werr = flush(ctx) end
+  if not ok then
+    exit_with(EXIT_FAIL, "cptokens: io: cannot write the token to standard output: " .. tostring(werr))
+  end
+  -- printed, but a signal now (the terminal hung up, Ctrl-C on TOKEN=$(...)) means that its
+  -- reader has most likely lost it
+  code, sig = interrupted()
+  if code then
+    ctx.signal_said = true
+    exit_with(code, "cptokens: interrupted by " .. sig .. " while the token was handed over")
+  end
+  delivered()
+  ctx.signal_note = "the token " .. shown(tok.name) .. " was printed and stays valid"
 end
 
 function run.create(ctx, client, pos)
@@ -734,50 +982,33 @@ function run.create(ctx, client, pos)
     copts = { expires_at = ctx.expires_at }
   end
   local path = opts.out
-  if path then check_out(path) end
+  if path then check_out(path, file_conn(client)) end
 
   local tok, err = client:create(name, copts)
   if not tok then fail(err) end
   ctx.secrets[#ctx.secrets + 1] = tok.token
 
-  -- Nobody has seen the new token yet: if it cannot be delivered, revoke it.
-  local function undeliverable(why)
-    local ok, rerr = client:revoke(tok.name)
-    local after = ok and ("; the new token " .. tok.name .. " was revoked, nothing is left behind")
-      or ("; revoking the new token " .. tok.name .. " also failed (" .. error_line(rerr) .. ")")
-    exit_with(EXIT_FAIL, "cptokens: io: " .. one_line(why) .. after)
-  end
-
-  if path then
-    local ok, serr = save_token(client, path, tok)
-    if not ok then undeliverable("cannot save the token to " .. path .. ": " .. error_line(serr):gsub("^cptokens: ", "")) end
-    if opts.json then
-      out(ctx, encode(obj("name", tok.name, "create_time", tok.create_time, "expires_at", tok.expires_at,
-        "token", NULL, "out", path)) .. "\n")
-    else
-      out(ctx, string_format("created %s, %s; token saved to %s\n", tok.name, expiry_text(tok), path))
-    end
-    return EXIT_OK
-  end
-
-  local text
-  if opts.json then
-    text = encode(obj("name", tok.name, "create_time", tok.create_time, "expires_at", tok.expires_at,
-      "token", tok.token, "out", NULL)) .. "\n"
-  else
-    text = tok.token .. "\n"
-  end
-  local ok, werr = ctx.stdout:write(text)
-  if ok then ok, werr = flush(ctx) end
-  if not ok then undeliverable("cannot write the token to standard output: " .. tostring(werr)) end
-  return EXIT_OK
+  -- Nobody has seen the new token yet: on every path where it does not reach its user
+  -- (a write or a save that fails, a signal, any error at all), it is revoked.
+  local done = false
+  local ok, e = pcall(deliver, ctx, client, tok, path, function() done = true end)
+  if ok then return EXIT_OK end
+  if done then error(e, 0) end
+  local is_exit = getmetatable(e) == Exit
+  local code = is_exit and e.code or EXIT_FAIL
+  local why = is_exit and e.message or ("cptokens: internal error: " .. tostring(e))
+  local rok, rerr = client:revoke(tok.name)
+  local after = rok and ("; the new token " .. shown(tok.name) .. " was revoked, nothing is left behind")
+    or ("; revoking the new token " .. shown(tok.name) .. " also failed (" .. error_line(rerr)
+      .. "): revoke it with 'cptokens revoke " .. shown(tok.name) .. "'")
+  exit_with(code, one_line(why) .. after)
 end
 
 function run.revoke(ctx, client, pos)
   local revoked, missing = {}, {}
   local function report()
     if ctx.opts.json then
-      out(ctx, encode(obj("revoked", revoked, "missing", missing)) .. "\n")
+      out_json(ctx, obj("revoked", revoked, "missing", missing))
     end
   end
   for _, name in ipairs(pos) do
@@ -788,10 +1019,10 @@ function run.revoke(ctx, client, pos)
     end
     if existed then
       revoked[#revoked + 1] = name
-      if not ctx.opts.json then out(ctx, "revoked " .. name .. "\n") end
+      if not ctx.opts.json then out(ctx, "revoked " .. shown(name) .. "\n") end
     else
       missing[#missing + 1] = name
-      if not ctx.opts.json then out(ctx, "no token named " .. name .. " (nothing to revoke)\n") end
+      if not ctx.opts.json then out(ctx, "no token named " .. shown(name) .. " (nothing to revoke)\n") end
     end
   end
   report()
@@ -802,9 +1033,9 @@ function run.rename(ctx, client, pos)
   local ok, err = client:rename(pos[1], pos[2])
   if not ok then fail(err) end
   if ctx.opts.json then
-    out(ctx, encode(obj("name", pos[1], "new_name", pos[2])) .. "\n")
+    out_json(ctx, obj("name", pos[1], "new_name", pos[2]))
   else
-    out(ctx, "renamed " .. pos[1] .. " to " .. pos[2] .. "\n")
+    out(ctx, "renamed " .. shown(pos[1]) .. " to " .. shown(pos[2]) .. "\n")
   end
   return EXIT_OK
 end
@@ -818,8 +1049,8 @@ local function partial_errors(ctx, what, report)
     local kind = type(err) == "table" and err.kind or "error"
     local message = type(err) == "table" and err.message or tostring(err)
     list[#list + 1] = obj("name", e.name, "kind", kind, "message", one_line(message))
-    ctx.stderr:write(error_line({ kind = kind, message = message },
-      what .. ": revoking " .. tostring(e.name) .. " failed: ") .. "\n")
+    say(ctx, error_line({ kind = kind, message = message },
+      what .. ": revoking " .. shown(e.name) .. " failed: "))
   end
   return list, #list > 0
 end
@@ -840,23 +1071,23 @@ function run.rotate(ctx, client, pos)
   local errors, failed = partial_errors(ctx, "rotate", report)
   local foreign = names_of(report.foreign)
   for _, n in ipairs(foreign) do
-    ctx.stderr:write("cptokens: warning: rotate: " .. one_line(n) .. " has the prefix " .. one_line(pos[1])
-      .. " but " .. one_line(path) .. " does not hold it; left alone (another token file may hold it:"
-      .. " give each file its own prefix, or revoke it by hand if nobody does)\n")
+    say(ctx, "cptokens: warning: rotate: " .. shown(n) .. " has the prefix " .. shown(pos[1])
+      .. " but " .. path .. " does not hold it; left alone (another token file may hold it:"
+      .. " give each file its own prefix, or revoke it by hand if nobody does)")
   end
   if opts.json then
-    out(ctx, encode(obj("created", created, "create_time", type(tok) == "table" and tok.create_time or nil,
+    out_json(ctx, obj("created", created, "create_time", type(tok) == "table" and tok.create_time or nil,
       "expires_at", type(tok) == "table" and tok.expires_at or nil, "out", path,
       "revoked", revoked, "kept", kept, "orphans", orphans, "foreign", foreign,
-      "switched", report.switched == true, "errors", errors)) .. "\n")
+      "switched", report.switched == true, "errors", errors))
   else
-    out(ctx, string_format("created %s, %s; token saved to %s\n", tostring(created),
+    out(ctx, string_format("created %s, %s; token saved to %s\n", shown(created),
       expiry_text(type(tok) == "table" and tok or {}), path))
     for _, n in ipairs(revoked) do
-      out(ctx, "revoked " .. n .. (is_orphan[n] and " (an orphan: newer than the stored token, never stored)"
+      out(ctx, "revoked " .. shown(n) .. (is_orphan[n] and " (an orphan: newer than the stored token, never stored)"
         or "") .. "\n")
     end
-    for _, n in ipairs(kept) do out(ctx, "kept " .. n .. "\n") end
+    for _, n in ipairs(kept) do out(ctx, "kept " .. shown(n) .. "\n") end
   end
   return failed and EXIT_FAIL or EXIT_OK
 end
@@ -869,9 +1100,9 @@ function run.prune(ctx, client)
   if type(kept) == "table" then kept = #kept end
   local errors, failed = partial_errors(ctx, "prune", res)
   if ctx.opts.json then
-    out(ctx, encode(obj("revoked", revoked, "kept", kept or 0, "errors", errors)) .. "\n")
+    out_json(ctx, obj("revoked", revoked, "kept", kept or 0, "errors", errors))
   else
-    for _, n in ipairs(revoked) do out(ctx, "revoked " .. n .. "\n") end
+    for _, n in ipairs(revoked) do out(ctx, "revoked " .. shown(n) .. "\n") end
     out(ctx, string_format("%d expired token%s revoked, %d kept\n", #revoked, #revoked == 1 and "" or "s",
       kept or 0))
   end
@@ -916,13 +1147,13 @@ function run.audit(ctx, client)
       items[i] = obj("name", t.name, "create_time", t.create_time, "expires_at", t.expires_at,
         "expires", iso(t.expires_at), "state", t.state, "remaining", rem)
     end
-    out(ctx, encode(obj("within", within, "within_seconds", within_s,
+    out_json(ctx, obj("within", within, "within_seconds", within_s,
       "expired", names_of(res.expired), "expiring", names_of(res.expiring),
-      "never", names_of(res.never), "fine", names_of(res.fine), "tokens", items)) .. "\n")
+      "never", names_of(res.never), "fine", names_of(res.fine), "tokens", items))
   else
     local rows = {}
     for i, t in ipairs(tokens) do
-      rows[i] = { t.name, iso(t.expires_at) or "never", tostring(t.state), state_text(t, now) }
+      rows[i] = { shown(t.name), iso(t.expires_at) or "never", tostring(t.state), state_text(t, now) }
     end
     out(ctx, table_text({ "NAME", "EXPIRES", "STATE", "DETAIL" }, rows))
     out(ctx, string_format("%d expired, %d expiring within %s, %d never expire, %d fine\n",
@@ -937,7 +1168,7 @@ end
 
 local function help(ctx, topic)
   local text = HELP[topic or ""]
-  if not text then usage("unknown command '%s' (see 'cptokens help')", one_line(topic)) end
+  if not text then usage("unknown command '%s' (see 'cptokens help')", shown_arg(topic)) end
   out(ctx, text)
   return EXIT_OK
 end
@@ -975,6 +1206,15 @@ function check_values(ctx, name, opts)
   end
 end
 
+-- The positional arguments' names, for messages.
+local ARG_LABELS = { create = { "NAME" }, revoke = { "NAME" }, rename = { "OLD", "NEW" }, rotate = { "PREFIX" } }
+
+-- Commands that create a token, and what main() says of them after a signal.
+local DEFERS_SIGNALS = {
+  create = "create did not complete (see above)",
+  rotate = "the rotation was left to finish first (its outcome is above)",
+}
+
 local function dispatch(ctx, args)
   local pos, opts = parse_args(args)
   ctx.opts = opts
@@ -988,7 +1228,7 @@ local function dispatch(ctx, args)
     usage("no command given (try 'cptokens help')")
   end
   local cmd = COMMANDS[name]
-  if not cmd then usage("unknown command '%s' (see 'cptokens help')", one_line(name)) end
+  if not cmd then usage("unknown command '%s' (see 'cptokens help')", shown_arg(name)) end
   if opts.help then return help(ctx, name) end
   for o in pairs(opts) do
     if LOCAL[o] and not LOCAL[o][name] then
@@ -1005,8 +1245,28 @@ local function dispatch(ctx, args)
     usage("%s: too many arguments: %d extra (usage: %s)", name, #args_ - cmd.max, cmd.usage)
   end
   if name == "help" then return help(ctx, args_[1]) end
+  -- No token name has "=": such an argument is more likely `-- --token=SECRET`.
+  for i, a in ipairs(args_) do
+    if a:find("=", 1, true) then
+      local label = ARG_LABELS[name][i] or ARG_LABELS[name][#ARG_LABELS[name]]
+      usage("%s: %s '%s' is not a token name (what follows '=' is not shown: it may be a secret)",
+        name, label, shown_arg(a))
+    end
+  end
   check_values(ctx, name, opts)
   local client = connect(ctx, opts)
+  if DEFERS_SIGNALS[name] then
+    -- From here on a signal is recorded, not fatal: the command runs to a point where no
+    -- token is left undelivered, and main() then exits 128 + the signal's number.
+    core.defer_signals(true)
+    ctx.deferred = true
+    ctx.signal_note = DEFERS_SIGNALS[name]
+    local code, sig = interrupted()
+    if code then
+      ctx.signal_said = true
+      exit_with(code, "cptokens: interrupted by " .. sig .. "; nothing was sent")
+    end
+  end
   return run[name](ctx, client, args_)
 end
 
@@ -1020,26 +1280,13 @@ function _M.main(args, env, streams)
     stdin = streams.stdin or io.stdin,
     stdout = streams.stdout or io.stdout,
     stderr = streams.stderr or io.stderr,
-    secrets = {},
+    secrets = {}, -- every secret the run holds (the scrubber's list)
+    users = {},   -- the account names the credential is sent with
   }
-  local function scrub(s)
-    s = one_line(s)
-    for _, secret in ipairs(ctx.secrets) do
-      if #secret >= 6 then -- (shorter ones would mangle ordinary words; cPanel's are 32)
-        local from = 1
-        while true do
-          local a, b = s:find(secret, from, true)
-          if not a then break end
-          s = s:sub(1, a - 1) .. "<secret>" .. s:sub(b + 1)
-          from = a + 8
-        end
-      end
-    end
-    return s
-  end
+  ctx.scrub = new_scrubber(ctx.secrets, ctx.users)
   local function handler(e)
     if getmetatable(e) == Exit then return e end
-    return { code = EXIT_FAIL, message = "cptokens: internal error: " .. scrub(tostring(e)) }
+    return { code = EXIT_FAIL, message = "cptokens: internal error: " .. tostring(e) }
   end
   local ok, res = xpcall(function()
     ctx.getenv = getenv_of(env)
@@ -1053,16 +1300,37 @@ function _M.main(args, env, streams)
   else
     code = res.code
     pcall(ctx.stdout.flush, ctx.stdout)
-    pcall(ctx.stderr.write, ctx.stderr, scrub(res.message) .. "\n")
+    say(ctx, res.message)
   end
   local pok, flushed, ferr = pcall(ctx.stdout.flush, ctx.stdout)
   if not (pok and flushed) and code == EXIT_OK then
     code = EXIT_FAIL
-    pcall(ctx.stderr.write, ctx.stderr, "cptokens: io: cannot write to standard output: "
-      .. scrub(tostring(pok and ferr or flushed)) .. "\n")
+    say(ctx, "cptokens: io: cannot write to standard output: " .. tostring(pok and ferr or flushed))
+  end
+  -- A signal while create or rotate ran: they went on to a safe point; now it takes effect.
+  local signo, signame = core.pending_signal()
+  if signo and ctx.deferred then
+    if not ctx.signal_said then
+      say(ctx, "cptokens: interrupted by " .. signame .. "; " .. ctx.signal_note)
+    end
+    code = 128 + signo
   end
   pcall(ctx.stderr.flush, ctx.stderr)
   return code
+end
+
+--- bin/cptokens: makes the process fit to hold secrets, then runs main(args) and returns
+-- its exit status. No core dumps (a core holds the credential); SIGINT, SIGTERM, SIGHUP
+-- and SIGPIPE guarded (csrc/proc.c): they act at once, as usual, except while create or
+-- rotate runs, when they are recorded and the command goes on to where no new token is
+-- left undelivered (a write to a closed pipe then fails instead of killing the process).
+function _M.process(args)
+  local ok, err = core.no_core_dumps()
+  if not ok then
+    pcall(io.stderr.write, io.stderr, "cptokens: warning: core dumps stay possible: " .. one_line(err) .. "\n")
+  end
+  core.guard_signals()
+  return _M.main(args)
 end
 
 return _M

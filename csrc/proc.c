@@ -1,0 +1,126 @@
+/*
+ * proc.c: the hygiene of the command-line tool's process (cli.lua calls these; the library
+ * never does: a host program's signals, limits and dumpability are its own business).
+ *
+ * core.guard_signals() -> true
+ *   Installs one handler for SIGINT, SIGTERM, SIGHUP and SIGPIPE (a signal already ignored,
+ *   as under nohup, stays ignored). Until core.defer_signals(true) the handler ends the
+ *   process as the signal's default action would (and the standalone interpreter's
+ *   "interrupted!" hook is gone); afterwards it only records INT/TERM/HUP, and returns
+ *   from SIGPIPE so that the write fails with EPIPE. No SA_RESTART: a blocking read or
+ *   write fails with EINTR, and libcurl's poll loop carries on after EINTR, so a request
+ *   in progress still completes (within its timeout).
+ * core.defer_signals(on) -> whether the handler is installed (guard_signals was called;
+ *   without it, nothing changes)
+ * core.pending_signal() -> signo, "SIGINT" | "SIGTERM" | "SIGHUP"; or nil: the first
+ *   signal recorded while deferred
+ * core.no_core_dumps() -> true, or nil, message: RLIMIT_CORE 0 (soft and hard) and, on
+ *   Linux, PR_SET_DUMPABLE 0 (no core, no ptrace or /proc/PID/mem by other processes of
+ *   the same user)
+ * core.file_mode(path) -> permission bits (e.g. 420 for 0644), "file" | "directory" |
+ *   "other"; or nil, message (stat(2): a link is followed, as opening it would)
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
+
+#include "cptokens.h"
+
+static const int guarded[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
+#define NGUARDED (sizeof guarded / sizeof guarded[0])
+
+static volatile sig_atomic_t installed = 0;
+static volatile sig_atomic_t deferred = 0;
+static volatile sig_atomic_t pending = 0;
+
+/* Async-signal-safe: flags, sigaction and raise only; errno kept. */
+static void on_signal(int signo) {
+  int saved = errno;
+  if (!deferred) {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(signo, &dfl, NULL);
+    raise(signo); /* blocked while we run: delivered, with its default action, on return */
+  } else if (signo != SIGPIPE && pending == 0) {
+    pending = signo;
+  }
+  errno = saved;
+}
+
+static int l_guard_signals(lua_State *L) {
+  size_t i;
+  if (!installed) {
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    for (i = 0; i < NGUARDED; i++) sigaddset(&sa.sa_mask, guarded[i]);
+    sa.sa_flags = 0;
+    for (i = 0; i < NGUARDED; i++) {
+      if (sigaction(guarded[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+      sigaction(guarded[i], &sa, NULL);
+    }
+    installed = 1;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_defer_signals(lua_State *L) {
+  if (installed) deferred = lua_toboolean(L, 1) ? 1 : 0; /* (a host's own handlers: untouched) */
+  lua_pushboolean(L, installed);
+  return 1;
+}
+
+static int l_pending_signal(lua_State *L) {
+  int s = pending;
+  if (s == 0) return 0;
+  lua_pushinteger(L, s);
+  lua_pushstring(L, s == SIGINT ? "SIGINT" : s == SIGTERM ? "SIGTERM" : s == SIGHUP ? "SIGHUP"
+                                                                               : "a signal");
+  return 2;
+}
+
+static int fail(lua_State *L, const char *what, int e) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", what, strerror(e));
+  return 2;
+}
+
+static int l_no_core_dumps(lua_State *L) {
+  struct rlimit rl;
+  rl.rlim_cur = 0;
+  rl.rlim_max = 0;
+  if (setrlimit(RLIMIT_CORE, &rl) != 0) return fail(L, "setrlimit(RLIMIT_CORE)", errno);
+#if defined(__linux__)
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return fail(L, "prctl(PR_SET_DUMPABLE)", errno);
+#endif
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_file_mode(lua_State *L) {
+  size_t len;
+  const char *path = luaL_checklstring(L, 1, &len);
+  struct stat st;
+  if (strlen(path) != len) return luaL_argerror(L, 1, "a path without NUL bytes");
+  if (stat(path, &st) != 0) return fail(L, "cannot stat", errno);
+  lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+  lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory" : "other");
+  return 2;
+}
+
+void cpt_proc_open(lua_State *L) {
+  static const luaL_Reg fns[] = {
+      {"guard_signals", l_guard_signals}, {"defer_signals", l_defer_signals},
+      {"pending_signal", l_pending_signal}, {"no_core_dumps", l_no_core_dumps},
+      {"file_mode", l_file_mode}, {NULL, NULL}};
+  cpt_setfuncs(L, fns);
+}
