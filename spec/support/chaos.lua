@@ -5,7 +5,7 @@ and SIGKILLed at chosen instants, and the invariants checked against the fake se
   local chaos = require "spec.support.chaos"
   local ch = chaos.new(srv)                  -- a work directory, the child scripts
   local run = ch:spawn(spec)                 -- start one rotation (see Chaos:spawn)
-  local r = ch:wait(run)                     -- { status, killed, hung, elapsed, line, err, out }
+  local r = ch:wait(run)                     -- { status, killed, hung, started, elapsed, line, err, out }
   ch:held(file)                              -- { name, token } the token file holds
   ch:check_store(file)                       -- invariant 1: true | false, why
   ch:authenticates(file)                     -- a list() made with its token works
@@ -194,6 +194,7 @@ function Chaos:wait(run, grace)
   local st, t0, t1 = (code or ""):match("^(%d+) ([%d.]+) ([%d.]+)")
   local r = {
     status = tonumber(st), elapsed = (tonumber(t1) or 0) - (tonumber(t0) or 0), hung = hung,
+    started = tonumber(t0) or run.started,
     err = read_file(run.base .. ".err") or "", out = read_file(run.base .. ".out") or "",
   }
   r.killed = r.status == 137 and not hung
