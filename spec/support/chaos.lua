@@ -145,7 +145,8 @@ end
 ------------------------------------------------------------------ children
 
 --- Starts a rotation in the background: spec = { kind = "cli" | "lib", file, prefix, keep,
--- mode (lib: "path", "store_nil", "store_raise"), delay (seconds until SIGKILL) }.
+-- mode (lib: "path", "store_nil", "store_raise"), delay (seconds until SIGKILL), cap (true:
+-- the delay is only a time limit, and a run killed by it has hung) }.
 -- Returns a handle for wait().
 function Chaos:spawn(spec)
   self.seq = self.seq + 1
@@ -197,7 +198,8 @@ function Chaos:wait(run, grace)
     started = tonumber(t0) or run.started,
     err = read_file(run.base .. ".err") or "", out = read_file(run.base .. ".out") or "",
   }
-  r.killed = r.status == 137 and not hung
+  if run.spec.cap and r.status == 137 then r.hung = true end -- killed at its time limit
+  r.killed = r.status == 137 and not r.hung
   r.line = self:mask(first_line(r.err))
   for _, ext in ipairs { ".code", ".pid", ".err", ".out", ".runner" } do os.remove(run.base .. ext) end
   return r
@@ -207,7 +209,7 @@ end
 function Chaos:run(spec, cap)
   local s = {}
   for k, v in pairs(spec) do s[k] = v end
-  s.delay = cap or 40
+  s.delay, s.cap = cap or 40, true
   return self:wait(self:spawn(s))
 end
 
