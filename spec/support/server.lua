@@ -6,7 +6,7 @@ Runs the fake cPanel/WHM server (spec/support/fake) under nginx for busted specs
   srv.url, srv.localhost_url, srv.whm_url, srv.http_url, srv.other_url, srv.cafile, srv.dir, srv.accounts
   srv.expired_url   -- the cPanel API behind a certificate from the same CA that has expired
   srv:reset()  srv:fault(mode, params)  srv:clear_faults()  srv:set(opts)
-  srv:log()  srv:count(filter)  srv:seed_token(user, t)  srv:tokens(user)
+  srv:log([from])  srv:count(filter)  srv:seed_token(user, t)  srv:tokens(user)
   srv:stop()
 
 Works under Lua 5.1 to 5.4 and LuaJIT; needs luasocket, lua-cjson, openssl and
@@ -163,8 +163,9 @@ function Server:clear_faults() self:_control("/clear_faults") end
 --- Switches, e.g. { loose = true } (status and create_time sent as strings).
 function Server:set(opts) self:_control("/set", opts or {}) end
 
---- Array of request records (see spec/support/fake/cpanel.lua, request()).
-function Server:log() return self:_control("/log") or {} end
+--- Array of request records (see spec/support/fake/cpanel.lua, request()); with from,
+-- only those from that index (1-based) on.
+function Server:log(from) return self:_control("/log", { from = from }) or {} end
 
 --- Requests on the API ports (cpanel, whm, http); filter is a port name or a
 -- table of record fields that must all match (then "other" can be counted too).

@@ -560,8 +560,13 @@ function CONTROL.clear_faults()
   state.faults = {}
 end
 
-function CONTROL.log()
-  return state.log
+-- The request records, all or (req.from) from that index on.
+function CONTROL.log(req)
+  local from = tonumber(req.from)
+  if not from then return state.log end
+  local out = {}
+  for i = math.max(1, math.floor(from)), #state.log do out[#out + 1] = state.log[i] end
+  return out
 end
 
 function CONTROL.count(filter)
