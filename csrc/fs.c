@@ -234,14 +234,25 @@ static lock_t *check_lock(lua_State *L) {
   return k;
 }
 
-/* lock:write(text) -> true, or nil, message: replaces the journal, durably. */
+/*
+ * lock:write(text) -> true, or nil, message: replaces the journal, durably.
+ * The text is written over the start of the file first and the file cut to
+ * its length after: a process killed in between (truncating first would leave
+ * an empty journal) leaves the new text followed by the old one's tail, so
+ * text must end in a newline and readers take the first line.
+ */
 static int lock_write(lua_State *L) {
   lock_t *k = check_lock(L);
-  size_t n;
+  size_t n, off = 0;
   const char *s = luaL_checklstring(L, 2, &n);
   if (n > JOURNAL_MAX) return luaL_argerror(L, 2, "journal too large");
-  if (ftruncate(k->fd, 0) != 0 || lseek(k->fd, 0, SEEK_SET) != 0 || write_all(k->fd, s, n) != 0 ||
-      fsync(k->fd) != 0)
+  while (off < n) {
+    ssize_t w = pwrite(k->fd, s + off, n - off, (off_t)off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return fail(L, "cannot write the journal in", "the lock file", errno);
+    off += (size_t)w;
+  }
+  if (ftruncate(k->fd, (off_t)n) != 0 || fsync(k->fd) != 0)
     return fail(L, "cannot write the journal in", "the lock file", errno);
   lua_pushboolean(L, 1);
   return 1;

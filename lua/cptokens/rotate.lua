@@ -352,6 +352,16 @@ local function classify(cfg, list)
   local history, pending, left = set_of(cfg.history), set_of(cfg.journal.pending),
     set_of(cfg.journal.revoke)
   local mark
+  -- A name a killed run was creating that the server does not show (yet: a request sent just
+  -- before the kill may still be carried out) stays in the journal for a day.
+  local on_server, day_ago = {}, os_date("!%Y%m%d%H%M%S", os_time() - 86400)
+  for _, t in ipairs(list) do on_server[t.name] = true end
+  c.unseen = {}
+  for _, n in ipairs(cfg.journal.pending) do
+    local stamp = parse_name(n, prefix)
+    if not on_server[n] and stamp and stamp >= day_ago then c.unseen[#c.unseen + 1] = n end
+    c.taken[n] = true -- never reuse it: its create may still arrive
+  end
   for _, t in ipairs(list) do
     c.taken[t.name] = true
     local stamp, n = parse_name(t.name, prefix)
@@ -391,7 +401,7 @@ local function create_new(self, cfg, c)
         .. " rotations of " .. quote(cfg.prefix) .. " in one second"), "; nothing was changed")
     end
     if cfg.lock then
-      cfg.journal.pending[#cfg.journal.pending + 1] = name
+      cfg.journal.pending = names_of_list({ { name = name } }, cfg.journal.pending)
       local ok, jerr = cfg.lock:record(cfg.journal)
       if not ok then return nil, step_error("create", jerr, "; nothing was changed") end
     end
@@ -412,8 +422,12 @@ local function abort(self, cfg, tok, step, cause)
   local tail
   if rok then
     tail = "; the new token " .. quote(tok.name) .. " was revoked and no old token was touched"
-    if cfg.lock then
-      cfg.journal.pending = {}
+    if cfg.lock then -- the other names stay: orphans of earlier runs are still to revoke
+      local rest = {}
+      for _, n in ipairs(cfg.journal.pending) do
+        if n ~= tok.name then rest[#rest + 1] = n end
+      end
+      cfg.journal.pending = rest
       cfg.lock:record(cfg.journal)
     end
   else
@@ -512,7 +526,7 @@ local function rotate_steps(self, cfg)
   if not ok then return abort(self, cfg, tok, "store", err) end
   hook("store")
   local left = revoke_old(self, cfg, tok, victims, report)
-  if cfg.lock then cfg.lock:record({ pending = {}, revoke = left }) end
+  if cfg.lock then cfg.lock:record({ pending = c.unseen, revoke = left }) end
   hook("revoke")
   return tok, report
 end

@@ -293,7 +293,7 @@ Lock.__index = Lock
 -- never a secret): { pending = { names being created }, revoke = { names } }.
 function Lock:journal()
   local text = self.k:read()
-  local doc = text and text:find("%S") and cjson.decode(text)
+  local doc = text and text:find("%S") and cjson.decode(text:match("^[^\n]*")) -- (see lock:write)
   local j = { pending = {}, revoke = {} }
   if type(doc) == "table" then
     for _, k in ipairs({ "pending", "revoke" }) do

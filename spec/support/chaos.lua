@@ -64,7 +64,7 @@ echo "$st $t0 $t1" > "$base.code.tmp" && mv "$base.code.tmp" "$base.code"
 -- One library rotation of a token file, the scheduled-script way: the client is made from
 -- the file, and the file is the store. arg: FILE PREFIX KEEP [MODE]; MODE "store_nil" and
 -- "store_raise" use a store function that fails instead (a full disk), with current = the
--- file's token name. Exit 0, or 1 with one line on stderr, or 4 when revocations failed.
+-- file's token name and lock = the file (so that it shares the file's journal). Exit 0, or 1 with one line on stderr, or 4 when revocations failed.
 local LIB_CHILD = [[
 package.cpath = "@BUILD@/?.so;" .. package.cpath
 package.path = "@ROOT@/lua/?.lua;@ROOT@/lua/?/init.lua;" .. package.path
@@ -78,12 +78,13 @@ end
 opts.timeout = 20
 local client = assert(cptokens.new(opts))
 local ro = { prefix = prefix, keep = keep, store = file }
+-- (a store function shares the file's lock, and so its journal: README, "A store function")
 if mode == "store_nil" then
   ro.store = function() return nil, "disk full" end
-  ro.current = meta.name
+  ro.current, ro.lock = meta.name, file
 elseif mode == "store_raise" then
   ro.store = function() error("disk full (raised)") end
-  ro.current = meta.name
+  ro.current, ro.lock = meta.name, file
 end
 local tok, report = client:rotate(ro)
 if not tok then
