@@ -173,6 +173,14 @@ function _M.batch(jobs, opts)
   return results
 end
 
+--- cptokens.close_idle() -> n
+-- Closes the pooled connections of this Lua state that no open client uses (and forgets
+-- their TLS sessions); returns how many trust pools were released. The loaded trust
+-- stores stay loaded. Clients of one host share keep-alive connections, which outlive the
+-- client that opened them; call this to hold no idle connection (before a long pause, or
+-- to count descriptors).
+_M.close_idle = core.close_idle
+
 -- info() names a forced transport, so that a sibling client made from it keeps it.
 local c_info = Client.info
 function Client:info()
