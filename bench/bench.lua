@@ -438,7 +438,27 @@ local function processes(T)
     { key = "curl_one", cmd = curl .. "--cacert " .. shell_quote(T.one) .. target },
     { key = "cpt_bundle", cmd = cpt .. "--cafile " .. shell_quote(T.bundle) },
     { key = "curl_dir", cmd = curl .. "--capath " .. shell_quote(T.dir) .. target },
+    -- where one process's time goes
+    { key = "lua_start", cmd = LUA .. " -e ''" },
+    { key = "core_load", cmd = LUA .. " -e 'require[[cptokens.core]]'" },
+    { key = "cli_load", cmd = LUA .. " -e 'require[[cptokens.cli]]'" },
+    { key = "curl_version", cmd = "curl --version" },
   }
+  -- The same CLI run from Lua bytecode compiled ahead (luac, debug information kept): what
+  -- compiling the Lua sources costs each process.
+  local luac = "luac" .. (LUA:match("lua(%d%.%d)$") or "")
+  if LUA:match("lua%d%.%d$") and trim(run("command -v " .. luac .. " || true")) ~= "" then
+    local bc = srv.dir .. "/bytecode"
+    run("mkdir -p " .. shell_quote(bc .. "/cptokens"))
+    for f in run("ls lua/cptokens"):gmatch("[^\n]+") do
+      if f:match("%.lua$") then
+        run(luac .. " -o " .. shell_quote(bc .. "/cptokens/" .. f) .. " " .. shell_quote("lua/cptokens/" .. f))
+      end
+    end
+    R.cmds[#R.cmds + 1] = { key = "cpt_one_bc", cmd = LUA .. " -e " .. shell_quote("package.path = '" .. bc
+      .. "/?.lua;" .. bc .. "/?/init.lua;' .. package.path") .. " " .. cpt:gsub("^%S+ ", "") .. "--cafile "
+      .. shell_quote(T.one) }
+  end
   -- The curl tool reads CURL_CA_BUNDLE, SSL_CERT_FILE and SSL_CERT_DIR (libcurl and
   -- cptokens do not): unset, so that both see only what their command line names.
   local env = "env -u CURL_CA_BUNDLE -u SSL_CERT_FILE -u SSL_CERT_DIR -u LUA_INIT -u LUA_INIT_5_4 LUA_PATH="
@@ -543,7 +563,27 @@ local function trust_sections(add, T, TR, P, rows)
       cpt_bundle = "`cptokens list --cafile` system-sized bundle (for comparison)",
       curl_dir = "`curl --capath` system-sized directory (for comparison: curl still loads its built-in bundle)",
     }
+    label.lua_start = "`" .. LUA .. " -e ''`: the interpreter alone"
+    label.core_load = "`" .. LUA .. " -e 'require[[cptokens.core]]'`: + libcurl, OpenSSL, the C module"
+    label.cli_load = "`" .. LUA .. " -e 'require[[cptokens.cli]]'`: + compiling the CLI and the library's Lua"
+    label.curl_version = "`curl --version`: curl with libcurl loaded, nothing sent"
+    label.cpt_one_bc = "`cptokens list --cafile` one certificate, the Lua precompiled (luac)"
     for _, c in ipairs(P.cmds) do add("| %s | %s | %s |", label[c.key], dur(P.m[c.key]), spread(P.spread[c.key])) end
+    add("")
+    local m = P.m
+    local text = ("Where `cptokens list` (one certificate, %s) spends its time beside `curl` (%s): the Lua"
+      .. " interpreter starts in %s; loading libcurl with its libraries and the C module takes %s more (curl"
+      .. " starts with the same libcurl in %s); compiling the command-line tool's and the library's Lua takes %s"
+      .. " more; the request itself (connection, TLS handshake with the one-certificate store, reply) is then %s,"
+      .. " against curl's %s. The difference from curl is the interpreter and the compiling of Lua source, paid"
+      .. " by every process."):format(dur(m.cpt_one), dur(m.curl_one), dur(m.lua_start),
+      dur(m.core_load - m.lua_start), dur(m.curl_version), dur(m.cli_load - m.core_load),
+      dur(m.cpt_one - m.cli_load), dur(m.curl_one - m.curl_version))
+    if m.cpt_one_bc then
+      text = text .. (" Run from bytecode compiled ahead of time (`luac`, debug information kept), the same"
+        .. " `cptokens list` takes %s: %.2f× curl."):format(dur(m.cpt_one_bc), m.cpt_one_bc / m.curl_one)
+    end
+    add("%s", text)
     add("")
   end
 end
