@@ -575,10 +575,11 @@ local function trust_sections(add, T, TR, P, rows)
       .. " interpreter starts in %s; loading libcurl with its libraries and the C module takes %s more (curl"
       .. " starts with the same libcurl in %s); compiling the command-line tool's and the library's Lua takes %s"
       .. " more; the request itself (connection, TLS handshake with the one-certificate store, reply) is then %s,"
-      .. " against curl's %s. The difference from curl is the interpreter and the compiling of Lua source, paid"
-      .. " by every process."):format(dur(m.cpt_one), dur(m.curl_one), dur(m.lua_start),
-      dur(m.core_load - m.lua_start), dur(m.curl_version), dur(m.cli_load - m.core_load),
-      dur(m.cpt_one - m.cli_load), dur(m.curl_one - m.curl_version))
+      .. " against curl's %s. Of the %s that cptokens takes more than curl, %s is the interpreter's start and"
+      .. " the compiling of Lua source, which every process pays."):format(dur(m.cpt_one), dur(m.curl_one),
+      dur(m.lua_start), dur(m.core_load - m.lua_start), dur(m.curl_version), dur(m.cli_load - m.core_load),
+      dur(m.cpt_one - m.cli_load), dur(m.curl_one - m.curl_version), dur(m.cpt_one - m.curl_one),
+      dur(m.lua_start + m.cli_load - m.core_load))
     if m.cpt_one_bc then
       text = text .. (" Run from bytecode compiled ahead of time (`luac`, debug information kept), the same"
         .. " `cptokens list` takes %s: %.2f× curl."):format(dur(m.cpt_one_bc), m.cpt_one_bc / m.curl_one)
