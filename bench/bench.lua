@@ -58,7 +58,8 @@ local function say(fmt, ...) io.stderr:write("bench: " .. fmt:format(...) .. "\n
 local scratch -- a file in the server's temp dir for stderr
 -- Runs cmd; returns its stdout, or raises with its stderr when it fails.
 local function run(cmd, ok_codes)
-  local p = assert(io.popen(cmd .. " 2>" .. shell_quote(scratch), "r"))
+  -- (before the server's temp dir exists, stderr goes nowhere rather than to a file "nil")
+  local p = assert(io.popen(cmd .. " 2>" .. (scratch and shell_quote(scratch) or "/dev/null"), "r"))
   local out = p:read("*a")
   local _, _, code = p:close()
   code = code or 0
