@@ -64,7 +64,7 @@ local function run(cmd, ok_codes)
   local _, _, code = p:close()
   code = code or 0
   if code ~= 0 and not (ok_codes and ok_codes[code]) then
-    error(("command failed (exit %s): %s\n%s"):format(tostring(code), cmd, read_file(scratch) or ""), 0)
+    error(("command failed (exit %s): %s\n%s"):format(tostring(code), cmd, scratch and read_file(scratch) or ""), 0)
   end
   return out, code
 end
