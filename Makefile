@@ -21,9 +21,12 @@ CFLAGS      ?= -O2 -g
 LIBFLAG     ?= -shared
 CURL_CFLAGS ?= $(shell pkg-config --cflags libcurl 2>/dev/null)
 CURL_LIBS   ?= $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+# OpenSSL: the trust stores handed to libcurl's OpenSSL backend (csrc/trust.c).
+SSL_CFLAGS  ?= $(shell pkg-config --cflags openssl 2>/dev/null)
+SSL_LIBS    ?= $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 WARN        := -Wall -Wextra -Wshadow -Wmissing-prototypes -Werror=implicit-function-declaration
 ALL_CFLAGS  := $(CFLAGS) $(WARN) -std=c99 -D_DEFAULT_SOURCE -fPIC -fvisibility=hidden \
-               -I$(LUA_INCDIR) $(CURL_CFLAGS)
+               -pthread -I$(LUA_INCDIR) $(CURL_CFLAGS) $(SSL_CFLAGS)
 
 BUILD ?= build/$(LUA_VERSION)
 SRC  := $(wildcard csrc/*.c)
@@ -45,7 +48,7 @@ $(BUILD)/%.o: csrc/%.c csrc/cptokens.h csrc/compat.h
 
 $(SO): $(OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LIBFLAG) $(CFLAGS) -o $@ $(OBJ) $(CURL_LIBS)
+	$(CC) $(LIBFLAG) $(CFLAGS) -pthread -o $@ $(OBJ) $(CURL_LIBS) $(SSL_LIBS)
 
 deps:
 	@sh scripts/deps.sh
@@ -126,7 +129,7 @@ fuzz:
 	done
 
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(OBJ)
-	$(CC) $(ALL_CFLAGS) -Icsrc -fsanitize=fuzzer $< $(OBJ) -o $@ -llua$(LUA_VERSION) $(CURL_LIBS)
+	$(CC) $(ALL_CFLAGS) -Icsrc -fsanitize=fuzzer $< $(OBJ) -o $@ -llua$(LUA_VERSION) $(CURL_LIBS) $(SSL_LIBS)
 
 # 10,000 sequential operations and 1,000 batched ones with faults in between: open file
 # descriptors and memory must not grow (spec/90-soak_spec.lua).

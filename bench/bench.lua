@@ -9,6 +9,8 @@ Needs: the module built, build/bench/floor (bench/floor.c), hyperfine,
 /usr/bin/python3 with requests, nginx-light (echo module), valgrind, taskset.
 BENCH_QUICK=1 runs fewer rounds (for working on the harness; the figures are
 then rougher). BENCH_OUT names the report (default bench/RESULTS.md).
+BENCH_ONLY=trust runs only sections 6 and 7 (trust stores and shared connections,
+one process against curl) and prints their rows (written only when BENCH_OUT is set).
 
 Everything talks to bench/server.lua's nginx on 127.0.0.1 only; the credential
 is a dummy value that the fixed replies ignore, and it is read from a header
@@ -23,7 +25,8 @@ local util = require "spec.support.util"
 local cjson = require "cjson"
 
 local QUICK = os.getenv("BENCH_QUICK") == "1"
-local OUT = os.getenv("BENCH_OUT") or "bench/RESULTS.md"
+local ONLY = os.getenv("BENCH_ONLY")
+local OUT = os.getenv("BENCH_OUT") or (not ONLY and "bench/RESULTS.md") or nil
 local LUA = arg[-1] or "lua5.4"
 local FLOOR = "build/bench/floor"
 local PYTHON = "/usr/bin/python3"
@@ -38,8 +41,12 @@ local C = {
   rss_n1 = 1000, rss_n2 = QUICK and 20000 or 100000,  -- 4
   memcheck_n = QUICK and 200 or 1000,
   cg_n1 = QUICK and 200 or 1000, cg_n2 = QUICK and 400 or 2000,  -- 5
+  trust_reps = QUICK and 1 or 3, trust_rounds = QUICK and 2 or 5,  -- 6: processes per variant, rounds in each
+  seq_accounts = 100, servers = 200, server_concurrency = 20, accounts = 1000, account_concurrency = 20,
+  process_runs = QUICK and 30 or 150,  -- 7: hyperfine runs per command
 }
-local TARGET = { floor = 1.15, curl = 20, requests = 3, batch = 1.3, big = 2, rss_kib = 1024 }
+local TARGET = { floor = 1.15, curl = 20, requests = 3, batch = 1.3, big = 2, rss_kib = 1024,
+                 trust = 1.2, vs_curl_system = 0.5, vs_curl_one = 1.3 }
 local DUMMY_TOKEN = "BENCHDUMMYTOKEN00000000000000000" -- not a secret: the bench server checks nothing
 
 ---------------------------------------------------------------- helpers
@@ -51,12 +58,13 @@ local function say(fmt, ...) io.stderr:write("bench: " .. fmt:format(...) .. "\n
 local scratch -- a file in the server's temp dir for stderr
 -- Runs cmd; returns its stdout, or raises with its stderr when it fails.
 local function run(cmd, ok_codes)
-  local p = assert(io.popen(cmd .. " 2>" .. shell_quote(scratch), "r"))
+  -- (before the server's temp dir exists, stderr goes nowhere rather than to a file "nil")
+  local p = assert(io.popen(cmd .. " 2>" .. (scratch and shell_quote(scratch) or "/dev/null"), "r"))
   local out = p:read("*a")
   local _, _, code = p:close()
   code = code or 0
   if code ~= 0 and not (ok_codes and ok_codes[code]) then
-    error(("command failed (exit %s): %s\n%s"):format(tostring(code), cmd, read_file(scratch) or ""), 0)
+    error(("command failed (exit %s): %s\n%s"):format(tostring(code), cmd, scratch and read_file(scratch) or ""), 0)
   end
   return out, code
 end
@@ -141,7 +149,7 @@ local function sequential()
   local R = { floor = {}, hdr = {}, lua = {}, py = {} }
   local args = " " .. shell_quote(srv.url) .. " " .. shell_quote(srv.cafile) .. " " .. shell_quote(hf) .. " "
   for r = 1, C.rounds do
-    say("1/5 sequential: round %d of %d (C floor, with the library's headers, list(), requests.Session)", r, C.rounds)
+    say("1/7 sequential: round %d of %d (C floor, with the library's headers, list(), requests.Session)", r, C.rounds)
     R.floor[r] = tonumber((run(PIN .. FLOOR .. args .. C.warmup .. " " .. C.n))) / C.n
     R.hdr[r] = tonumber((run(PIN .. FLOOR .. args .. C.warmup .. " " .. C.n .. " " .. shell_quote(UA)))) / C.n
     R.lua[r] = tonumber((run(PIN .. LUA .. " bench/lua_list.lua time" .. args .. C.warmup .. " " .. C.n))) / C.n
@@ -153,14 +161,14 @@ local function sequential()
     .. shell_quote(srv.url .. "/execute/Tokens/list")
   R.curl = {}
   if trim(run("command -v hyperfine || true")) ~= "" then
-    say("1/5 sequential: one curl process per call (hyperfine, %d runs)", C.curl_runs)
+    say("1/7 sequential: one curl process per call (hyperfine, %d runs)", C.curl_runs)
     local json = srv.dir .. "/hyperfine.json"
     run(PIN .. "hyperfine -N --style none --warmup 10 --runs " .. C.curl_runs .. " --export-json "
       .. shell_quote(json) .. " " .. shell_quote(curl) .. " >/dev/null")
     R.curl = cjson.decode(assert(read_file(json))).results[1].times
     R.curl_how = ("hyperfine -N, %d runs, median"):format(C.curl_runs)
   else
-    say("1/5 sequential: hyperfine missing; timing a shell loop of curl processes")
+    say("1/7 sequential: hyperfine missing; timing a shell loop of curl processes")
     local socket = require "socket"
     for r = 1, 5 do
       local t0 = socket.gettime()
@@ -202,7 +210,7 @@ end
 
 -- 2. batch of 200 jobs over 20 accounts at concurrency 20, 50 ms per reply.
 local function batch()
-  say("2/5 batch: %d timed batches of 200 jobs, then %d sequential runs (about 10 s each)", C.batch_runs, C.seq_runs)
+  say("2/7 batch: %d timed batches of 200 jobs, then %d sequential runs (about 10 s each)", C.batch_runs, C.seq_runs)
   local out = run(PIN .. LUA .. " bench/lua_batch.lua " .. shell_quote(srv.slow_url) .. " " .. shell_quote(srv.cafile) .. " "
     .. shell_quote(hf) .. " " .. C.batch_runs .. " " .. C.seq_runs .. " 200 20 20")
   local R = { batch = {}, seq = {}, windows = {} }
@@ -229,7 +237,7 @@ end
 
 -- 3. list() of 10,000 tokens against cjson.decode of the same body.
 local function big()
-  say("3/5 10,000 tokens: %d samples of list() and of cjson.decode", C.big_samples)
+  say("3/7 10,000 tokens: %d samples of list() and of cjson.decode", C.big_samples)
   local out = run(PIN .. LUA .. " bench/lua_big.lua " .. shell_quote(srv.big_url) .. " " .. shell_quote(srv.cafile) .. " "
     .. shell_quote(hf) .. " " .. shell_quote(srv.big_body) .. " " .. shell_quote(srv.small_body) .. " " .. C.big_samples)
   local R = { list = {}, decode = {}, transfer = {} }
@@ -248,11 +256,11 @@ end
 
 -- 4. Memory: RSS growth, and memcheck's definite leaks.
 local function memory()
-  say("4/5 memory: RSS over %s list() calls", thousands(C.rss_n2))
+  say("4/7 memory: RSS over %s list() calls", thousands(C.rss_n2))
   local args = " " .. shell_quote(srv.url) .. " " .. shell_quote(srv.cafile) .. " " .. shell_quote(hf) .. " "
   local a, b = run(PIN .. LUA .. " bench/lua_list.lua rss" .. args .. C.rss_n1 .. " " .. C.rss_n2):match("(%d+) (%d+)")
   local R = { rss1 = tonumber(a), rss2 = tonumber(b) }
-  say("4/5 memory: valgrind memcheck over %s list() calls", thousands(C.memcheck_n))
+  say("4/7 memory: valgrind memcheck over %s list() calls", thousands(C.memcheck_n))
   local log = srv.dir .. "/memcheck.log"
   local _, code = run("valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99"
     .. " --suppressions=spec/support/valgrind.supp --log-file=" .. shell_quote(log) .. " "
@@ -301,7 +309,7 @@ local function instructions()
     run("valgrind --tool=callgrind --dump-instr=no --callgrind-out-file=" .. shell_quote(file) .. " " .. cmd .. " >/dev/null")
     return file
   end
-  say("5/5 callgrind: list() loops of %d and %d calls, C floor the same", C.cg_n1, C.cg_n2)
+  say("5/7 callgrind: list() loops of %d and %d calls, C floor the same", C.cg_n1, C.cg_n2)
   local k = C.cg_n2 - C.cg_n1
   local l1 = cg("lua", LUA .. " bench/lua_list.lua loop" .. args .. C.cg_n1, C.cg_n1)
   local l2 = cg("lua", LUA .. " bench/lua_list.lua loop" .. args .. C.cg_n2, C.cg_n2)
@@ -347,9 +355,242 @@ local function instructions()
   return R
 end
 
+-- The trust stores of sections 6 and 7, made in the server's temp dir: the machine's CA
+-- bundle with the bench CA appended ("system-sized"), and the machine's hashed CA directory
+-- with the bench CA added. Nothing touches the machine's own trust settings.
+local function trust_files()
+  local T = { one = srv.cafile, bundle = srv.dir .. "/system-sized.pem", dir = srv.dir .. "/system-sized.d" }
+  write_file(T.bundle, assert(read_file("/etc/ssl/certs/ca-certificates.crt")) .. "\n" .. assert(read_file(srv.cafile)))
+  run("mkdir -p " .. shell_quote(T.dir))
+  T.count = 0
+  for name in run("ls /etc/ssl/certs"):gmatch("[^\n]+") do
+    if name:match("%.pem$") then
+      run("ln -s " .. shell_quote("/etc/ssl/certs/" .. name) .. " " .. shell_quote(T.dir .. "/" .. name))
+      T.count = T.count + 1
+    end
+  end
+  run("cp " .. shell_quote(srv.cafile) .. " " .. shell_quote(T.dir .. "/bench-ca.pem"))
+  run("openssl rehash " .. shell_quote(T.dir))
+  T.bundle_bytes = #read_file(T.bundle)
+  T.bundle_certs = select(2, read_file(T.bundle):gsub("BEGIN CERTIFICATE", ""))
+  return T
+end
+
+-- The variants each figure of section 6 compares: trust kind and path.
+local TRUST_VARIANTS = { "one", "bundle", "dir" }
+local function trust_arg(T, v)
+  if v == "dir" then return "capath " .. shell_quote(T.dir) end
+  return "cafile " .. shell_quote(T[v])
+end
+
+-- 6. Trust: the same work with a one-certificate CA, the system-sized bundle and the
+-- system-sized hashed directory, each in processes of their own, interleaved.
+local function trust(T)
+  local modes = {
+    seq = ("seq %d %s"):format(C.seq_accounts, shell_quote(srv.url)),
+    servers = ("batch %d %s"):format(C.server_concurrency, table.concat((function()
+      local q = {}
+      for i, u in ipairs(srv.server_urls) do q[i] = shell_quote(u) end
+      return q
+    end)(), " ")),
+    accounts = ("accounts %d %d %s"):format(C.accounts, C.account_concurrency, shell_quote(srv.url)),
+  }
+  local R = {}
+  for name in pairs(modes) do
+    R[name] = {}
+    for _, v in ipairs(TRUST_VARIANTS) do R[name][v] = { rounds = {}, cold = {} } end
+  end
+  for rep = 1, C.trust_reps do
+    for _, name in ipairs { "seq", "servers", "accounts" } do
+      say("6/7 trust: %s, repetition %d of %d (one-certificate CA, system-sized bundle, hashed directory)", name, rep,
+        C.trust_reps)
+      for _, v in ipairs(TRUST_VARIANTS) do
+        local out = run(PIN .. LUA .. " bench/lua_trust.lua " .. modes[name]:match("^(%S+)") .. " " .. trust_arg(T, v)
+          .. " " .. shell_quote(hf) .. " " .. C.trust_rounds .. " " .. modes[name]:gsub("^%S+ ", ""))
+        local r = R[name][v]
+        r.cold[#r.cold + 1] = tonumber(out:match("cold (%S+)"))
+        for x in out:gmatch("round (%S+)") do r.rounds[#r.rounds + 1] = tonumber(x) end
+      end
+    end
+  end
+  for _, byv in pairs(R) do
+    for _, r in pairs(byv) do r.m, r.mcold = median(r.rounds), median(r.cold) end
+  end
+  return R
+end
+
+-- 7. One `cptokens list` process against one `curl` process, each with the same store.
+local function processes(T)
+  local R = { how = ("hyperfine -N, %d runs each, median"):format(C.process_runs) }
+  if trim(run("command -v hyperfine || true")) == "" then
+    say("7/7 processes: hyperfine missing; skipped")
+    return nil
+  end
+  local tf = srv.dir .. "/token.txt"
+  util.write_private(tf, DUMMY_TOKEN .. "\n")
+  local cpt = LUA .. " bin/cptokens list --url " .. shell_quote(srv.url) .. " --user bench --token-file "
+    .. shell_quote(tf) .. " "
+  local curl = "curl -sS --fail -o /dev/null -H @" .. shell_quote(hf) .. " "
+  local target = " " .. shell_quote(srv.url .. "/execute/Tokens/list")
+  R.cmds = {
+    { key = "cpt_sys", cmd = cpt .. "--capath " .. shell_quote(T.dir) },
+    { key = "curl_sys", cmd = curl .. "--cacert " .. shell_quote(T.bundle) .. target },
+    { key = "cpt_one", cmd = cpt .. "--cafile " .. shell_quote(T.one) },
+    { key = "curl_one", cmd = curl .. "--cacert " .. shell_quote(T.one) .. target },
+    { key = "cpt_bundle", cmd = cpt .. "--cafile " .. shell_quote(T.bundle) },
+    { key = "curl_dir", cmd = curl .. "--capath " .. shell_quote(T.dir) .. target },
+    -- where one process's time goes
+    { key = "lua_start", cmd = LUA .. " -e ''" },
+    { key = "core_load", cmd = LUA .. " -e 'require[[cptokens.core]]'" },
+    { key = "cli_load", cmd = LUA .. " -e 'require[[cptokens.cli]]'" },
+    { key = "curl_version", cmd = "curl --version" },
+  }
+  -- The same CLI run from Lua bytecode compiled ahead (luac, debug information kept): what
+  -- compiling the Lua sources costs each process.
+  local luac = "luac" .. (LUA:match("lua(%d%.%d)$") or "")
+  if LUA:match("lua%d%.%d$") and trim(run("command -v " .. luac .. " || true")) ~= "" then
+    local bc = srv.dir .. "/bytecode"
+    run("mkdir -p " .. shell_quote(bc .. "/cptokens"))
+    for f in run("ls lua/cptokens"):gmatch("[^\n]+") do
+      if f:match("%.lua$") then
+        run(luac .. " -o " .. shell_quote(bc .. "/cptokens/" .. f) .. " " .. shell_quote("lua/cptokens/" .. f))
+      end
+    end
+    R.cmds[#R.cmds + 1] = { key = "cpt_one_bc", cmd = LUA .. " -e " .. shell_quote("package.path = '" .. bc
+      .. "/?.lua;" .. bc .. "/?/init.lua;' .. package.path") .. " " .. cpt:gsub("^%S+ ", "") .. "--cafile "
+      .. shell_quote(T.one) }
+  end
+  -- The curl tool reads CURL_CA_BUNDLE, SSL_CERT_FILE and SSL_CERT_DIR (libcurl and
+  -- cptokens do not): unset, so that both see only what their command line names.
+  local env = "env -u CURL_CA_BUNDLE -u SSL_CERT_FILE -u SSL_CERT_DIR -u LUA_INIT -u LUA_INIT_5_4 LUA_PATH="
+    .. shell_quote("lua/?.lua;lua/?/init.lua;;") .. " LUA_CPATH=" .. shell_quote(build .. "/?.so;;") .. " "
+  for _, c in ipairs(R.cmds) do run(env .. c.cmd .. " >/dev/null") end -- each works
+  say("7/7 processes: %d runs of each of %d commands (hyperfine)", C.process_runs, #R.cmds)
+  local json = srv.dir .. "/hyperfine-trust.json"
+  local args = {}
+  for i, c in ipairs(R.cmds) do args[i] = shell_quote(c.cmd) end
+  run(env .. PIN .. "hyperfine -N --style none --warmup 10 --runs " .. C.process_runs .. " --export-json "
+    .. shell_quote(json) .. " " .. table.concat(args, " ") .. " >/dev/null")
+  R.m, R.spread = {}, {}
+  for i, res in ipairs(cjson.decode(assert(read_file(json))).results) do
+    R.m[R.cmds[i].key] = median(res.times)
+    R.spread[R.cmds[i].key] = res.times
+  end
+  return R
+end
+
 ---------------------------------------------------------------- the report
 
-local function report(M, S, B, G, Mem, I)
+-- Rows and section of 6 and 7 (also printed alone with BENCH_ONLY=trust).
+local function trust_report(add, TR, P, pass)
+  local function ratio(name, v) return TR[name][v].m / TR[name].one.m end
+  local function worst(name) return math.max(ratio(name, "bundle"), ratio(name, "dir")) end
+  local rows = {
+    { id = "6a", name = "seq", what = ("%d accounts of one server in sequence (a client each, one `list()` each,"
+      .. " closed), system-sized store vs one-certificate CA"):format(C.seq_accounts) },
+    { id = "6b", name = "servers", what = ("`batch` over %d servers (one `list` each, concurrency %d), system-sized"
+      .. " store vs one-certificate CA"):format(C.servers, C.server_concurrency) },
+    { id = "6c", name = "accounts", what = ("%s accounts of one server through `batch` (concurrency %d),"
+      .. " system-sized store vs one-certificate CA"):format(thousands(C.accounts), C.account_concurrency) },
+  }
+  for _, r in ipairs(rows) do
+    local x = TR[r.name]
+    local w = worst(r.name)
+    pass[r.id] = w <= TARGET.trust
+    add("| %s | %s | bundle %s, hashed directory %s vs %s | %.2f× (bundle %.2f×, directory %.2f×) | ≤ %.1f× | %s |",
+      r.id, r.what, dur(x.bundle.m), dur(x.dir.m), dur(x.one.m), w, ratio(r.name, "bundle"), ratio(r.name, "dir"),
+      TARGET.trust, verdict(pass[r.id], w, TARGET.trust))
+  end
+  if P then
+    local r1 = P.m.cpt_sys / P.m.curl_sys
+    local r2 = P.m.cpt_one / P.m.curl_one
+    pass["7a"], pass["7b"] = r1 <= TARGET.vs_curl_system, r2 <= TARGET.vs_curl_one
+    add("| 7a | one `cptokens list` process with the system store (system-sized hashed directory) vs one `curl`"
+      .. " with the system store (system-sized bundle, `--cacert`) | %s vs %s | %.2f× | ≤ %.1f× | %s |",
+      dur(P.m.cpt_sys), dur(P.m.curl_sys), r1, TARGET.vs_curl_system, verdict(pass["7a"], r1, TARGET.vs_curl_system))
+    add("| 7b | one `cptokens list` process vs one `curl`, both with a one-certificate CA | %s vs %s | %.2f× | ≤ %.1f× |"
+      .. " %s |", dur(P.m.cpt_one), dur(P.m.curl_one), r2, TARGET.vs_curl_one, verdict(pass["7b"], r2, TARGET.vs_curl_one))
+  else
+    add("| 7a, 7b | one `cptokens list` process vs one `curl` | hyperfine missing | — | — | not run |")
+  end
+  return rows
+end
+
+local function trust_sections(add, T, TR, P, rows)
+  add("## 6. Trust: the system-sized store costs what a one-certificate CA costs")
+  add("")
+  add("The system-sized store is this machine's CA bundle (/etc/ssl/certs/ca-certificates.crt) with the bench"
+    .. " CA appended: %d certificates, %s bytes, given as `cafile`; and the same certificates as a hashed"
+    .. " directory (%d links to /etc/ssl/certs plus the bench CA, `openssl rehash`), given as `capath`,"
+    .. " which is what the system store is on Debian (`cptokens.new` without `cafile`/`capath` uses libcurl's"
+    .. " built-in CA directory, /etc/ssl/certs, looked up lazily, and parses no bundle). The baseline is the"
+    .. " bench CA alone as `cafile`. Each variant runs in processes of its own (%d per variant, interleaved),"
+    .. " %d timed rounds each after an untimed first one; before every round the pooled connections are"
+    .. " closed (`cptokens.close_idle()`), so every round opens its connections and does its handshakes anew"
+    .. " and only the store stays loaded (bench/lua_trust.lua).", T.bundle_certs, thousands(T.bundle_bytes),
+    T.count, C.trust_reps, C.trust_rounds)
+  add("")
+  add("| | one-certificate CA | system-sized bundle | hashed directory | first round (loads the store):"
+    .. " bundle / directory / one |")
+  add("|---|---|---|---|---|")
+  for _, r in ipairs(rows) do
+    local x = TR[r.name]
+    add("| %s %s | %s | %s | %s | %s / %s / %s |", r.id, r.name == "seq" and "sequence" or r.name == "servers"
+      and "200 servers" or "1,000 accounts", dur(x.one.m), dur(x.bundle.m), dur(x.dir.m), dur(x.bundle.mcold),
+      dur(x.dir.mcold), dur(x.one.mcold))
+  end
+  add("")
+  add("Before this change (issue 12, the same kind of machine) every new TLS connection parsed the whole bundle"
+    .. " again (about 45 ms of CPU): 100 accounts took 5.0 s with the bundle against 0.34 s with one certificate"
+    .. " (15×), 200 servers 10.2 s against 0.74 s (13×), 1,000 accounts 1.27 s against 0.29 s (4.5×). Now a"
+    .. " store is built once per process and trust configuration, and the clients of one server share their"
+    .. " keep-alive connections, so the %d accounts in sequence make one TLS handshake; the one-time cost of the"
+    .. " bundle shows only in the first round (above).", C.seq_accounts)
+  add("")
+  if P then
+    add("## 7. One process against `curl`")
+    add("")
+    add("`cptokens list --url URL --user bench --token-file FILE` with `--capath` (the system store, as above) or"
+      .. " `--cafile`, against `curl -sS --fail -o /dev/null -H @headerfile` with `--cacert`; %s, client pinned to"
+      .. " CPU 0. The curl tool's own variables (CURL_CA_BUNDLE, SSL_CERT_FILE, SSL_CERT_DIR) are unset for both."
+      .. " `curl` with the system store is `--cacert` of the system-sized bundle: that is how curl uses the"
+      .. " system store (libcurl's built-in CA bundle, which it parses on every run).", P.how)
+    add("")
+    add("| command | median | min – max |")
+    add("|---|---|---|")
+    local label = {
+      cpt_sys = "`cptokens list --capath` system-sized directory", curl_sys = "`curl --cacert` system-sized bundle",
+      cpt_one = "`cptokens list --cafile` one certificate", curl_one = "`curl --cacert` one certificate",
+      cpt_bundle = "`cptokens list --cafile` system-sized bundle (for comparison)",
+      curl_dir = "`curl --capath` system-sized directory (for comparison: curl still loads its built-in bundle)",
+    }
+    label.lua_start = "`" .. LUA .. " -e ''`: the interpreter alone"
+    label.core_load = "`" .. LUA .. " -e 'require[[cptokens.core]]'`: + libcurl, OpenSSL, the C module"
+    label.cli_load = "`" .. LUA .. " -e 'require[[cptokens.cli]]'`: + compiling the CLI and the library's Lua"
+    label.curl_version = "`curl --version`: curl with libcurl loaded, nothing sent"
+    label.cpt_one_bc = "`cptokens list --cafile` one certificate, the Lua precompiled (luac)"
+    for _, c in ipairs(P.cmds) do add("| %s | %s | %s |", label[c.key], dur(P.m[c.key]), spread(P.spread[c.key])) end
+    add("")
+    local m = P.m
+    local text = ("Where `cptokens list` (one certificate, %s) spends its time beside `curl` (%s): the Lua"
+      .. " interpreter starts in %s; loading libcurl with its libraries and the C module takes %s more (curl"
+      .. " starts with the same libcurl in %s); compiling the command-line tool's and the library's Lua takes %s"
+      .. " more; the request itself (connection, TLS handshake with the one-certificate store, reply) is then %s,"
+      .. " against curl's %s. Of the %s that cptokens takes more than curl, %s is the interpreter's start and"
+      .. " the compiling of Lua source, which every process pays."):format(dur(m.cpt_one), dur(m.curl_one),
+      dur(m.lua_start), dur(m.core_load - m.lua_start), dur(m.curl_version), dur(m.cli_load - m.core_load),
+      dur(m.cpt_one - m.cli_load), dur(m.curl_one - m.curl_version), dur(m.cpt_one - m.curl_one),
+      dur(m.lua_start + m.cli_load - m.core_load))
+    if m.cpt_one_bc then
+      text = text .. (" Run from bytecode compiled ahead of time (`luac`, debug information kept), the same"
+        .. " `cptokens list` takes %s: %.2f× curl."):format(dur(m.cpt_one_bc), m.cpt_one_bc / m.curl_one)
+    end
+    add("%s", text)
+    add("")
+  end
+end
+
+local function report(M, S, B, G, Mem, I, T, TR, P)
   local L = {}
   local function add(fmt, ...) L[#L + 1] = select("#", ...) > 0 and fmt:format(...) or fmt end
 
@@ -395,12 +636,14 @@ local function report(M, S, B, G, Mem, I)
   add("| 5 | instructions per `list()` call (callgrind, (Ir(%s) − Ir(%s)) / %s) | %s (C floor: %s) | %.2f× the floor's"
     .. " | tracked | — |", thousands(C.cg_n2), thousands(C.cg_n1), thousands(C.cg_n2 - C.cg_n1), thousands(I.lua),
     thousands(I.floor), I.lua / I.floor)
+  local trust_rows = trust_report(add, TR, P, pass)
   add("")
   local missed = {}
-  for _, k in ipairs{ "floor", "curl", "requests", "batch", "big", "rss", "leak" } do
-    if not pass[k] then missed[#missed + 1] = k end
-  end
   local names = { floor = "1a", curl = "1b", requests = "1c", batch = "2", big = "3", rss = "4a", leak = "4b" }
+  for _, k in ipairs{ "floor", "curl", "requests", "batch", "big", "rss", "leak", "6a", "6b", "6c", "7a", "7b" } do
+    names[k] = names[k] or k
+    if pass[k] == false then missed[#missed + 1] = k end
+  end
   if #missed == 0 then
     add("All targets are met.")
   else
@@ -565,6 +808,8 @@ local function report(M, S, B, G, Mem, I)
     .. " lua-cjson builds).", thousands(I.lua), thousands(I.floor))
   add("")
 
+  trust_sections(add, T, TR, P, trust_rows)
+
   add("## Machine")
   add("")
   add("- Date: %s", M.date)
@@ -593,6 +838,9 @@ local function report(M, S, B, G, Mem, I)
   add("- 4: VmRSS after a full `collectgarbage()`; 5: `valgrind --tool=callgrind`, instructions of the client"
     .. " process, the difference of a %s-call and a %s-call run divided by %s.", thousands(C.cg_n2),
     thousands(C.cg_n1), thousands(C.cg_n2 - C.cg_n1))
+  add("- 6: bench/lua_trust.lua; the 200 servers are 200 more ports of the same nginx (each its own host:port:"
+    .. " its own connections and TLS sessions); accounts are users acct0001...; every reply is checked.")
+  add("- 7: hyperfine -N (no shell), %d runs of each command after 10 warm-up runs.", C.process_runs)
   add("- Reproduce: `make bench` (it installs what it needs through scripts/deps.sh, builds the module and"
     .. " bench/floor.c, and takes a few minutes).")
   return table.concat(L, "\n") .. "\n"
@@ -605,7 +853,7 @@ local function main()
   local pin = (tonumber(trim(run("nproc"))) or 1) >= 2 and trim(run("command -v taskset || true")) ~= ""
   PIN = pin and "taskset -c 0 " or ""
   say("starting the bench server%s", QUICK and " (quick mode)" or "")
-  srv = server.start{ cpu = pin and 1 or nil }
+  srv = server.start{ cpu = pin and 1 or nil, servers = C.servers }
   scratch = srv.dir .. "/stderr.txt"
   hf = srv.dir .. "/headers.txt"
   -- The bench's dummy credential (the server checks nothing).
@@ -616,13 +864,31 @@ local function main()
     say("the machine is busy (load average %s): the timings will be noisy", M.load_before)
   end
   local t0 = os.time()
+  local T = trust_files()
+  if ONLY == "trust" then
+    local TR, P = trust(T), processes(T)
+    local L = {}
+    local function add(fmt, ...) L[#L + 1] = select("#", ...) > 0 and fmt:format(...) or fmt end
+    add("| # | what is compared | measured (median) | ratio | target | result |")
+    add("|---|---|---|---|---|---|")
+    local rows = trust_report(add, TR, P, {})
+    add("")
+    trust_sections(add, T, TR, P, rows)
+    local text = table.concat(L, "\n") .. "\n"
+    if OUT then write_file(OUT, text) end
+    io.write(text)
+    say("done in %d s%s", os.time() - t0, OUT and "; written to " .. OUT or "")
+    return
+  end
   local S = sequential()
   local B = batch()
   local G = big()
   local Mem = memory()
   local I = instructions()
+  local TR = trust(T)
+  local P = processes(T)
   M.load_after = trim((read_file("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)"))
-  local text = report(M, S, B, G, Mem, I)
+  local text = report(M, S, B, G, Mem, I, T, TR, P)
   write_file(OUT, text)
   io.write(text)
   say("done in %d s; written to %s", os.time() - t0, OUT)

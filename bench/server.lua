@@ -12,6 +12,8 @@ is not what is measured.
   srv:stop()
 
 server.start{ cpu = 1 } pins the nginx worker to that CPU (worker_cpu_affinity).
+server.start{ servers = 200 } also listens on 200 more ports, each one "server" of the
+trust benchmarks: srv.server_urls[i] = "https://127.0.0.1:<port i>" (the same replies).
 
 None of the replies checks credentials: the bench token is a dummy value.
 Runs under Lua 5.4 (and 5.1+); needs luasocket, openssl, /usr/sbin/nginx
@@ -68,6 +70,7 @@ http {
     ssl_protocols TLSv1.2 TLSv1.3;
     server {
         listen 127.0.0.1:@PORT@ ssl;
+@MORE_LISTEN@
         # 10 tokens, prebuilt: no Lua, no file, no auth on the hot path.
         location = /execute/Tokens/list { return 200 '@SMALL@'; }
         # 10,000 tokens (about 1.4 MB), a static file.
@@ -100,17 +103,24 @@ local function launch(self, opts)
   self.big_body = self.dir .. "/list10000.json"
   util.write_file(self.small_body, small)
   util.write_file(self.big_body, server.list_body(10000))
-  local port = util.free_ports(1)[1]
+  local ports = util.free_ports(1 + (opts.servers or 0))
+  local port = ports[1]
+  local more = {}
+  self.server_urls = {}
+  for i = 2, #ports do
+    more[#more + 1] = "        listen 127.0.0.1:" .. ports[i] .. " ssl;"
+    self.server_urls[i - 1] = "https://127.0.0.1:" .. ports[i]
+  end
   local vars = {
     ECHO = ECHO_MODULE, DIR = self.dir, PORT = port, SMALL = small, AFFINITY = affinity(opts.cpu),
-    USER = nginx.user_directive(),
+    USER = nginx.user_directive(), MORE_LISTEN = table.concat(more, "\n"),
   }
   util.write_file(self.dir .. "/nginx.conf", nginx.render(CONF, vars))
   self.url = "https://127.0.0.1:" .. port
   self.big_url = self.url .. "/big"
   self.slow_url = self.url .. "/slow"
   self.slow_log = self.dir .. "/slow.log"
-  self.pid = nginx.start(self.dir, { port }, { name = NAME })
+  self.pid = nginx.start(self.dir, ports, { name = NAME })
 end
 
 function server.start(opts)

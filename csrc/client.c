@@ -269,7 +269,13 @@ static int l_new(lua_State *L) {
   }
   a.opts.cafile = c->cafile;
   a.opts.capath = c->capath;
+  a.opts.trust = cpt_trust_get(L, c->cafile, c->capath, a.opts.insecure, msg, sizeof msg);
+  if (a.opts.trust == NULL) {
+    client_destroy(c);
+    return luaL_error(L, "cptokens: %s", msg);
+  }
   c->opts = a.opts;
+  c->opts.trust = NULL; /* owned by c->curl from here on */
   c->curl = cpt_curl_new(&a.opts, msg, sizeof msg);
   if (c->curl == NULL) {
     client_destroy(c);

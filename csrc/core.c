@@ -93,6 +93,7 @@ int luaopen_cptokens_core(lua_State *L) {
   cpt_scrub_open(L);
   cpt_response_open(L);
   cpt_curl_open(L);
+  cpt_trust_open(L);
   cpt_client_open(L);
   cpt_fs_open(L);
   cpt_batch_open(L);

@@ -161,10 +161,16 @@ CPT_HIDDEN int cpt_response_decode(lua_State *L, const cpt_request_t *rq, long s
 
 typedef struct cpt_curl cpt_curl_t;
 
+/* The one gate for libcurl options newer than Debian 12's curl 7.88 (after <curl/curl.h>). */
+#define CPT_CURL_AT_LEAST(maj, min) (LIBCURL_VERSION_NUM >= (((maj) << 16) | ((min) << 8)))
+
+typedef struct cpt_trust cpt_trust_t;
+
 typedef struct cpt_opts {
   const char *cafile;
   const char *capath;
   int insecure;
+  cpt_trust_t *trust;  /* a held pool (trust.c); cpt_curl_new takes it over */
   long timeout_ms;
   long connect_timeout_ms;
   size_t max_response;
@@ -229,6 +235,24 @@ typedef struct cpt_job {
 CPT_HIDDEN int cpt_curl_batch(cpt_job_t *jobs, size_t n, int concurrency);
 CPT_HIDDEN void cpt_xfer_release(cpt_xfer_t *x);
 CPT_HIDDEN void cpt_curl_open(lua_State *L);
+
+/* ---- trust anchors and shared connections (trust.c) ------------------------ */
+
+/*
+ * The pool of this Lua state for these trust settings (cafile/capath NULL: the
+ * system store; insecure: no verification), created when there is none, with a
+ * reference held for the caller. NULL with msg set when out of memory.
+ */
+CPT_HIDDEN cpt_trust_t *cpt_trust_get(lua_State *L, const char *cafile, const char *capath,
+                                      int insecure, char *msg, size_t msglen);
+CPT_HIDDEN void cpt_trust_release(cpt_trust_t *t);
+/* Points an easy handle (CURL *) at the pool's share and store; 0 or -1. No Lua. */
+CPT_HIDDEN int cpt_trust_setup(cpt_trust_t *t, void *easy);
+/* Loads the pool's store if it is not yet (once per process); 0, or -1 with msg. No Lua. */
+CPT_HIDDEN int cpt_trust_load(cpt_trust_t *t, char *msg, size_t msglen);
+/* The pool's CURLSH: connections, TLS sessions, DNS. */
+CPT_HIDDEN void *cpt_trust_share(cpt_trust_t *t);
+CPT_HIDDEN void cpt_trust_open(lua_State *L);
 
 /* ---- the client (client.c) ---------------------------------------------------- */
 

@@ -2,9 +2,11 @@
  * curl.c: the libcurl transport. It only moves bytes: a built request out,
  * (status, content type, body) back; it knows nothing of JSON or cPanel.
  *
- * One easy handle per client, reused, so sequential calls share one
- * keep-alive connection and one loaded CA store. No Lua here: nothing can
- * longjmp across a libcurl frame.
+ * One easy handle per client, reused. Its trust anchors and connections
+ * come from a pool shared with the other clients that have the same trust
+ * settings (trust.c): the CA store is loaded once per process, and clients
+ * of one host reuse each other's keep-alive connections. No Lua here:
+ * nothing can longjmp across a libcurl frame.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +16,10 @@
 
 #include "cptokens.h"
 
-/* The one gate for options newer than Debian 12's curl 7.88. */
-#define CPT_CURL_AT_LEAST(maj, min) (LIBCURL_VERSION_NUM >= (((maj) << 16) | ((min) << 8)))
-
 struct cpt_curl {
-  CURL *easy;     /* configured once with the client's options */
-  cpt_xfer_t x;   /* the client's own transfer; x.easy == easy */
+  CURL *easy;          /* configured once with the client's options */
+  cpt_trust_t *trust;  /* its pool: trust anchors, shared connections (trust.c) */
+  cpt_xfer_t x;        /* the client's own transfer; x.easy == easy */
 };
 
 static size_t on_write(char *p, size_t size, size_t n, void *ud) {
@@ -58,9 +58,11 @@ static size_t on_read(char *p, size_t size, size_t n, void *ud) {
 cpt_curl_t *cpt_curl_new(const cpt_opts_t *o, char *msg, size_t msglen) {
   cpt_curl_t *c = calloc(1, sizeof *c);
   if (c == NULL) {
+    cpt_trust_release(o->trust);
     snprintf(msg, msglen, "out of memory");
     return NULL;
   }
+  c->trust = o->trust;
   c->x.max_response = o->max_response;
   c->easy = curl_easy_init();
   if (c->easy == NULL) goto fail;
@@ -72,6 +74,16 @@ cpt_curl_t *cpt_curl_new(const cpt_opts_t *o, char *msg, size_t msglen) {
   SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
   SETOPT(CURLOPT_TIMEOUT_MS, o->timeout_ms);
   SETOPT(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+#if CPT_CURL_AT_LEAST(7, 87)
+  /*
+   * A name lookup that outlives the timeout (a DNS server that never answers)
+   * is abandoned rather than waited for: without this libcurl joins its
+   * resolver thread when the transfer ends, and getaddrinfo() may block for
+   * the resolver's own timeouts (10 s and more), far beyond `timeout`. The
+   * thread is detached and frees its own data when getaddrinfo() returns.
+   */
+  SETOPT(CURLOPT_QUICK_EXIT, 1L);
+#endif
   SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
   SETOPT(CURLOPT_USERAGENT, "cptokens/" CPT_VERSION);
   SETOPT(CURLOPT_ACCEPT_ENCODING, "");
@@ -86,9 +98,9 @@ cpt_curl_t *cpt_curl_new(const cpt_opts_t *o, char *msg, size_t msglen) {
   } else {
     SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
     SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
-    if (o->cafile) SETOPT(CURLOPT_CAINFO, o->cafile);
-    if (o->capath) SETOPT(CURLOPT_CAPATH, o->capath);
   }
+  /* The anchors (o->cafile, o->capath or the system store) and the share. */
+  if (c->trust == NULL || cpt_trust_setup(c->trust, c->easy) != 0) goto fail;
   return c;
 fail:
   snprintf(msg, msglen, "libcurl could not set up a handle");
@@ -98,9 +110,11 @@ fail:
 
 void cpt_curl_free(cpt_curl_t *c) {
   if (c == NULL) return;
+  /* The handle first: its connection goes back to the pool's share. */
   if (c->easy) curl_easy_cleanup(c->easy);
   c->x.easy = NULL;
   cpt_xfer_release(&c->x);
+  cpt_trust_release(c->trust);
   free(c);
 }
 
@@ -214,7 +228,20 @@ static void xfer_end(cpt_xfer_t *x, CURLcode rc) {
   x->headers = NULL;
 }
 
+/* Loads the trust anchors of the client's pool if needed; 0, or -1 with x's outcome set. */
+static int trust_ready(cpt_curl_t *c, cpt_xfer_t *x) {
+  if (cpt_trust_load(c->trust, x->msg, sizeof x->msg) == 0) return 0;
+  x->kind = CPT_ETLS;
+  return -1;
+}
+
 cpt_xfer_t *cpt_curl_perform(cpt_curl_t *c, const cpt_request_t *rq) {
+  if (trust_ready(c, &c->x) != 0) {
+    cpt_buf_clear(&c->x.body);
+    c->x.status = 0;
+    c->x.ctype[0] = '\0';
+    return &c->x;
+  }
   if (xfer_begin(&c->x, rq) == 0) {
     xfer_end(&c->x, curl_easy_perform(c->easy));
   } else {
@@ -248,11 +275,17 @@ static void fail_all(cpt_job_t *jobs, size_t n, const char *msg) {
   }
 }
 
-/* Starts job j on a copy of its client's handle; 0, or -1 with its outcome set. */
-static int start_job(CURLM *multi, CURLSH *share, cpt_job_t *j) {
+/*
+ * Starts job j on a copy of its client's handle, in the share of its client's
+ * pool (connections, TLS sessions and DNS of the clients with the same trust
+ * settings); 0, or -1 with its outcome set.
+ */
+static int start_job(CURLM *multi, cpt_job_t *j) {
   cpt_xfer_t *x = &j->x;
-  CURL *easy = curl_easy_duphandle(j->client->easy);
+  CURL *easy;
   x->max_response = j->client->x.max_response;
+  if (trust_ready(j->client, x) != 0) return -1;
+  easy = curl_easy_duphandle(j->client->easy);
   if (easy == NULL) {
     x->kind = CPT_ENETWORK;
     snprintf(x->msg, sizeof x->msg, "out of memory");
@@ -263,7 +296,7 @@ static int start_job(CURLM *multi, CURLSH *share, cpt_job_t *j) {
   if (curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, x->errbuf) != CURLE_OK ||
       curl_easy_setopt(easy, CURLOPT_WRITEDATA, x) != CURLE_OK ||
       curl_easy_setopt(easy, CURLOPT_PRIVATE, (void *)j) != CURLE_OK ||
-      curl_easy_setopt(easy, CURLOPT_SHARE, share) != CURLE_OK) {
+      curl_easy_setopt(easy, CURLOPT_SHARE, cpt_trust_share(j->client->trust)) != CURLE_OK) {
     x->kind = CPT_ENETWORK;
     snprintf(x->msg, sizeof x->msg, "libcurl could not set up a transfer");
     return -1;
@@ -347,24 +380,23 @@ static cpt_job_t *next_job(cpt_job_t *jobs, size_t n, size_t *next) {
 
 int cpt_curl_batch(cpt_job_t *jobs, size_t n, int concurrency) {
   CURLM *multi = curl_multi_init();
-  CURLSH *share = curl_share_init();
   size_t next = 0;
   int running = 0, active = 0, finished, rc = 0;
-  if (multi == NULL || share == NULL) {
+  if (multi == NULL) {
     fail_all(jobs, n, "libcurl could not set up a batch");
     rc = -1;
     goto done;
   }
-  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-  curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
   curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)concurrency);
   curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)concurrency);
+  /* Idle connections kept (in the pools' shares) for the calls after the batch. */
+  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)concurrency);
   for (;;) {
     CURLMsg *m;
     int left;
     cpt_job_t *j;
     while (active < concurrency && (j = next_job(jobs, n, &next)) != NULL) {
-      if (start_job(multi, share, j) == 0) {
+      if (start_job(multi, j) == 0) {
         active++;
       } else {
         drop_handle(&j->x);
@@ -410,7 +442,6 @@ done:
     drop_handle(x);
   }
   if (multi) curl_multi_cleanup(multi);
-  if (share) curl_share_cleanup(share);
   return rc;
 }
 

@@ -4,7 +4,7 @@
 # Extra packages can be named as arguments (e.g. "lua5.1 liblua5.1-0-dev").
 set -eu
 
-PKGS="gcc make pkg-config libcurl4-openssl-dev
+PKGS="gcc make pkg-config libcurl4-openssl-dev libssl-dev
 lua5.4 liblua5.4-dev lua-cjson
 lua-busted lua-check lua-socket luarocks
 nginx-light libnginx-mod-http-lua openssl curl valgrind $*"

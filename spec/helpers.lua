@@ -12,6 +12,17 @@ local H = {}
 
 --- True when running under valgrind (slow: timing-sensitive specs relax).
 H.valgrind = os.getenv("CPTOKENS_VALGRIND") ~= nil
+--- True when running the ASan/UBSan build (make test-asan).
+H.asan = os.getenv("CPTOKENS_ASAN") ~= nil
+
+--- How many times slower than a plain run this run is, from the environment it runs in:
+-- CPTOKENS_TIME_FACTOR when set, else 10 under valgrind (memcheck runs C code 10 to 50
+-- times slower; a CA bundle takes about 2 s to parse), 3 with ASan, 1 otherwise.
+H.time_factor = tonumber(os.getenv("CPTOKENS_TIME_FACTOR") or "")
+  or (H.valgrind and 10) or (H.asan and 3) or 1
+
+--- seconds scaled for this run: client timeouts that must not fire, and slack on time bounds.
+function H.seconds(s) return s * H.time_factor end
 
 --- Seconds since an arbitrary origin, with sub-second precision.
 function H.clock()

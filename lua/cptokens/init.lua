@@ -189,6 +189,14 @@ function _M.batch(jobs, opts)
   return results
 end
 
+--- cptokens.close_idle() -> n
+-- Closes the pooled connections of this Lua state that no open client uses (and forgets
+-- their TLS sessions); returns how many trust pools were released. The loaded trust
+-- stores stay loaded. Clients of one host share keep-alive connections, which outlive the
+-- client that opened them; call this to hold no idle connection (before a long pause, or
+-- to count descriptors).
+_M.close_idle = core.close_idle
+
 -- info() names a forced transport, so that a sibling client made from it keeps it.
 local c_info = Client.info
 function Client:info()
@@ -218,7 +226,25 @@ if ngx_transport then
   function Client:rename(name, new_name) return call(self, "rename", c_rename, name, new_name) end
 end
 
-_M.store = require "cptokens.store"
-require("cptokens.rotate").install(Client, _M)
+-- Rotation (client:rotate, prune, audit) and cptokens.store are loaded at their first use,
+-- not here: a script or a `cptokens list` process that never rotates does not compile them
+-- (about a third of the library's Lua). Whatever rotate.install adds appears on first lookup.
+local lazy_loaded = false
+local function load_lazy()
+  if lazy_loaded then return end
+  lazy_loaded = true
+  setmetatable(Client, nil)
+  setmetatable(_M, nil)
+  _M.store = require "cptokens.store"
+  require("cptokens.rotate").install(Client, _M)
+end
+setmetatable(Client, { __index = function(_, k)
+  load_lazy()
+  return rawget(Client, k)
+end })
+setmetatable(_M, { __index = function(_, k)
+  load_lazy()
+  return rawget(_M, k)
+end })
 
 return _M

@@ -64,7 +64,8 @@ echo "$st $t0 $t1" > "$base.code.tmp" && mv "$base.code.tmp" "$base.code"
 -- One library rotation of a token file, the scheduled-script way: the client is made from
 -- the file, and the file is the store. arg: FILE PREFIX KEEP [MODE]; MODE "store_nil" and
 -- "store_raise" use a store function that fails instead (a full disk), with current = the
--- file's token name and lock = the file (so that it shares the file's journal). Exit 0, or 1 with one line on stderr, or 4 when revocations failed.
+-- file's token name and lock = the file (so that it shares the file's
+-- journal). Exit 0, or 1 with one line on stderr, or 4 when revocations failed.
 local LIB_CHILD = [[
 package.cpath = "@BUILD@/?.so;" .. package.cpath
 package.path = "@ROOT@/lua/?.lua;@ROOT@/lua/?/init.lua;" .. package.path

@@ -355,7 +355,7 @@ local function request(port)
   local rec = {
     port = port, method = method, uri = ngx.var.uri, args = args,
     auth = scheme, auth_user = user, has_authorization = authz ~= nil,
-    otp_present = ngx.var.http_x_cpanel_otp ~= nil,
+    otp_present = ngx.var.http_x_cpanel_otp ~= nil, cookie_present = ngx.var.http_cookie ~= nil,
     connection = tonumber(ngx.var.connection), connection_requests = tonumber(ngx.var.connection_requests),
     content_type = ctype, user_agent = ngx.var.http_user_agent, time = ngx.now(),
   }
@@ -518,6 +518,11 @@ for _, f in ipairs(FAULTS) do KNOWN_FAULTS[f[1]] = true end
 
 function M.api(port)
   local rec, secret = request(port)
+  -- Switch set_cookie: every reply sets a session cookie, as cPanel's login does (a client
+  -- must never send it back, least of all for another account on a shared connection).
+  if state.opts.set_cookie then
+    ngx.header["Set-Cookie"] = "cpsession=" .. (rec.auth_user or "") .. "%3aFAKESESSION; path=/; secure"
+  end
   local p = take("latency", rec)
   if p then ngx.sleep((tonumber(p.ms) or 0) / 1000) end
   p = take("slow", rec)
