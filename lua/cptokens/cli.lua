@@ -144,14 +144,17 @@ Renames a token. Its secret does not change.
 HELP.rotate = [[
 Usage: cptokens rotate PREFIX --out FILE [--expires-in DURATION] [--keep N] [CONNECTION]
 
-Creates a new token PREFIX-YYYYMMDDHHMMSS (UTC), stores it in FILE (a JSON token
-file, mode 0600, written atomically and durably) before anything depends on it,
-checks that it works, and only then revokes the older rotations of PREFIX,
-keeping the N newest of them (--keep, default 0). The new token is never printed.
-A failure before that point revokes the new token and leaves the old ones alone.
+Creates a new token PREFIX-YYYYMMDDHHMMSS (UTC), checks that it works, stores it
+in FILE (a JSON token file, written atomically and durably, keeping the file's
+owner and mode) and only then revokes the token FILE held before and the older
+ones it kept, keeping the N newest (--keep, default 0). The new token is never
+printed. A failure before that point revokes the new token, and FILE still holds
+the previous one. Rotations of one FILE never overlap (FILE.lock: a second one
+waits up to 30 s); a run killed at any moment is finished by the next one.
+A token with the prefix that FILE does not hold is left alone, with a warning.
 The credential may be the token file itself (--token-file FILE --out FILE):
-the tool goes on with the new token once the old one is revoked. Exits 1 if a
-revocation of an old token failed (one line on stderr for each).
+the tool goes on with the new token. Exits 1 if a revocation of an old token
+failed (one line on stderr for each; the next run retries it).
 
 ]] .. CONNECTION_HELP
 

@@ -1,17 +1,21 @@
 --- Safe rotation, pruning and auditing of cPanel API tokens.
 --
 -- install(Client, cptokens) adds to the client methods:
---   client:rotate{ prefix, expires_in | expires_at, keep, store, verify, verify_url, current }
+--   client:rotate{ prefix, expires_in | expires_at, keep, store, verify, verify_url, current,
+--                  lock, lock_timeout }
 --   client:prune{ prefix, expired, now }
 --   client:audit{ within, now }
 --
--- Rotation follows the order AWS Secrets Manager, IAM key rotation and Vault
--- use: list; create "<prefix>-<UTC YYYYMMDDHHMMSS>[-N]"; store the new secret;
--- verify it with a call made with it; only then revoke the old tokens beyond
--- `keep`. A failure before the end revokes the new token and touches nothing
--- old. A process killed at any point leaves the stored token valid, and the
--- next run converges (tokens newer than the stored one, which never reached
--- the store, are revoked as orphans).
+-- Rotation: lock the store (store.lock: one rotation of a store at a time, and
+-- a journal of names); list; create "<prefix>-<UTC YYYYMMDDHHMMSS>[-N]", its
+-- name journaled first; verify it with a call made with it; store it (the
+-- store is replaced only now, so until then it holds the previous, working
+-- token); only then revoke the old tokens beyond `keep`, the names to revoke
+-- journaled before the store. A failure before the end revokes the new token
+-- and touches nothing old. A process killed at any instant leaves the stored
+-- token valid, and the next run finishes its work from the journal. A store
+-- path owns only its token and its history; other tokens with the prefix are
+-- reported as foreign and left alone.
 --
 -- Portable across Lua 5.1 to 5.4 and LuaJIT.
 --
