@@ -84,7 +84,7 @@ describe("cptokens.batch", function()
       w:close()
     end)
 
-    it("the first job of a credential goes alone, then the rest run concurrently", function()
+    it("the first job of a credential goes alone, then the rest run concurrently #novalgrind", function()
       srv:fault("latency", { ms = 100 })
       local jobs = {}
       for i = 1, 9 do jobs[i] = { client = alice, op = "list" } end
