@@ -24,6 +24,10 @@
 #define CPT_PRINTF(f, a)
 #endif
 
+/* The one gate for libcurl options newer than Debian 12's curl 7.88 (use it
+ * where <curl/curl.h> is included). */
+#define CPT_CURL_AT_LEAST(maj, min) (LIBCURL_VERSION_NUM >= (((maj) << 16) | ((min) << 8)))
+
 /* ---- growable byte buffer (buf.c) ---------------------------------------- */
 
 typedef struct cpt_buf {
@@ -43,7 +47,7 @@ CPT_HIDDEN void cpt_wipe(void *p, size_t n);
 CPT_HIDDEN char *cpt_strdup(const char *s, size_t n);
 CPT_HIDDEN void cpt_free_secret(char **s);
 
-/* ---- errors (core.c) -------------------------------------------------------- */
+/* ---- errors (error.c) ------------------------------------------------------- */
 
 /* The kinds of the public contract. */
 #define CPT_EINVALID "invalid"

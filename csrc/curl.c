@@ -14,9 +14,6 @@
 
 #include "cptokens.h"
 
-/* The one gate for options newer than Debian 12's curl 7.88. */
-#define CPT_CURL_AT_LEAST(maj, min) (LIBCURL_VERSION_NUM >= (((maj) << 16) | ((min) << 8)))
-
 struct cpt_curl {
   CURL *easy;     /* configured once with the client's options */
   cpt_xfer_t x;   /* the client's own transfer; x.easy == easy */
