@@ -10,6 +10,7 @@ int luaopen_cptokens_core(lua_State *L) {
   lua_pushliteral(L, CPT_VERSION);
   lua_setfield(L, -2, "_VERSION");
   cpt_error_open(L);
+  cpt_ops_open(L);
   cpt_scrub_open(L);
   cpt_response_open(L);
   cpt_curl_open(L);

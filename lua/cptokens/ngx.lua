@@ -502,10 +502,10 @@ function _M.request(client, rq)
   end
 end
 
---- Runs op ("create", "list", "rename", "revoke") for client over a cosocket:
--- what the client method returns (values, or nil, err).
-function _M.perform(client, op, a, b)
-  local rq, err = client:_prepare(op, a, b)
+--- Runs op (a name of core.ops) with the method's arguments for client over a
+-- cosocket: what the client method returns (values, or nil, err).
+function _M.perform(client, op, ...)
+  local rq, err = client:_prepare(op, ...)
   if not rq then return nil, err end
   local status, ctype, body = _M.request(client, rq)
   if not status then
