@@ -272,7 +272,7 @@ static int push_account(lua_State *L, int src) {
 int cpt_decode_accounts(lua_State *L, const cpt_request_t *rq, int data, long status) {
   int n, i, acct;
   (void)rq;
-  if (lua_type(L, data) != LUA_TTABLE)
+  if (lua_type(L, data) != LUA_TTABLE || cpt_rawlen(L, data) > 0)
     return cpt_error(L, CPT_EPROTOCOL, status, "listaccts: the reply's data is not an object");
   lua_getfield(L, data, "acct");
   acct = lua_gettop(L);
