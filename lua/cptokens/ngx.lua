@@ -443,8 +443,9 @@ end
 function _M.request(client, rq)
   local s = settings_of(client)
   local op = rq.op or "request"
-  local _, host, authority = split_url(rq.url or "")
-  if not host or host == "" then return fail("invalid", op, "the request has no host") end
+  -- _prepare gives the host and the authority (host[:port] as in the URL, for Host:)
+  local host, authority = rq.host and lower(rq.host), rq.authority
+  if not host or host == "" or not authority then return fail("invalid", op, "the request has no host") end
   ngx.update_time()
   local start = now()
   local deadline = start + s.timeout
