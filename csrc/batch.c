@@ -75,6 +75,7 @@ static cpt_client_t *build_job(lua_State *L, batch_t *b, size_t i, long long now
   cpt_client_t *c;
   int t = lua_gettop(L), rc;
 
+  luaL_checkstack(L, 2 * CPT_PARAMS_MAX + 4, "cptokens.batch: too many arguments");
   lua_getfield(L, t, "client");
   c = cpt_client_check(L, -1);
   lua_getfield(L, t, "op");

@@ -289,6 +289,7 @@ static int l_new(lua_State *L) {
 static void read_args(lua_State *L, const cpt_op_t *op, int first, cpt_arg_t *args) {
   char want[128];
   int i;
+  luaL_checkstack(L, CPT_PARAMS_MAX + 4, "cptokens: too many arguments"); /* list scratch */
   for (i = 0; op->params[i].field; i++) {
     const cpt_param_t *p = &op->params[i];
     int idx = first + i;
