@@ -1,8 +1,8 @@
 /*
  * batch.c: core.batch(jobs, concurrency) -> results, in job order.
  *
- * Each job is { client = <cptokens.Client>, op = "create"|"list"|"rename"|
- * "revoke", name = ?, new_name = ?, expires_at = ? }. Requests are built and
+ * Each job is { client = <cptokens.Client>, op = <an entry of the table of
+ * operations (ops.c)>, and a field for each of its parameters }. Requests are built and
  * checked first (a refused one is an "invalid" result and is never sent),
  * then all run through one libcurl multi handle (curl.c), then each reply is
  * decoded exactly as the single call would. Everything C allocates hangs off
@@ -45,45 +45,49 @@ static int batch_gc(lua_State *L) {
   return 0;
 }
 
+/*
+ * Reads the field of each of op's parameters from job i (the table at t) into
+ * args; raises on a missing or mistyped one. Leaves the values on the stack.
+ */
+static void read_fields(lua_State *L, const cpt_op_t *op, int t, size_t i, cpt_arg_t *args) {
+  char want[128];
+  int k, rc;
+  for (k = 0; op->params[k].field; k++) {
+    const cpt_param_t *p = &op->params[k];
+    lua_getfield(L, t, p->field);
+    rc = cpt_ops_arg(L, -1, p, &args[k]);
+    if (rc == 1) luaL_error(L, "cptokens.batch: job %d needs a %s", (int)i + 1, p->field);
+    if (rc == 2 && p->type == CPT_PT_NAME)
+      luaL_error(L, "cptokens.batch: job %d needs a %s", (int)i + 1, p->field);
+    if (rc == 2 && p->type == CPT_PT_EPOCH)
+      luaL_error(L, "cptokens.batch: job %d: %s must be a whole number", (int)i + 1, p->field);
+    if (rc == 2)
+      luaL_error(L, "cptokens.batch: job %d: %s", (int)i + 1, cpt_ops_expect(p, want, sizeof want));
+  }
+}
+
 /* Reads job i (the table at the top of the stack) and builds its request. */
 static cpt_client_t *build_job(lua_State *L, batch_t *b, size_t i, long long now) {
-  static const char *const ops[] = {"create", "list", "rename", "revoke", NULL};
   cpt_job_t *j = &b->jobs[i];
   cpt_request_t *rq = &b->rqs[i];
-  const char *name = NULL, *new_name = NULL;
-  size_t nl = 0, nnl = 0;
-  long long e = 0;
+  cpt_arg_t args[CPT_PARAMS_MAX];
+  const cpt_op_t *op;
   cpt_client_t *c;
-  int t = lua_gettop(L), op, rc;
+  int t = lua_gettop(L), rc;
 
+  luaL_checkstack(L, 2 * CPT_PARAMS_MAX + 4, "cptokens.batch: too many arguments");
   lua_getfield(L, t, "client");
   c = cpt_client_check(L, -1);
   lua_getfield(L, t, "op");
-  op = luaL_checkoption(L, -1, NULL, ops);
-  lua_getfield(L, t, "name");
-  if (op != CPT_OP_LIST) {
-    if (lua_type(L, -1) != LUA_TSTRING)
-      luaL_error(L, "cptokens.batch: job %d needs a name", (int)i + 1);
-    name = lua_tolstring(L, -1, &nl);
-  }
-  lua_getfield(L, t, "new_name");
-  if (op == CPT_OP_RENAME) {
-    if (lua_type(L, -1) != LUA_TSTRING)
-      luaL_error(L, "cptokens.batch: job %d needs a new_name", (int)i + 1);
-    new_name = lua_tolstring(L, -1, &nnl);
-  }
-  lua_getfield(L, t, "expires_at");
-  if (op == CPT_OP_CREATE && !lua_isnil(L, -1) &&
-      (lua_type(L, -1) != LUA_TNUMBER || !cpt_toepoch(L, -1, &e)))
-    luaL_error(L, "cptokens.batch: job %d: expires_at must be a whole number", (int)i + 1);
-
+  op = cpt_ops_find(lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL);
+  if (op == NULL)
+    luaL_error(L, "cptokens.batch: job %d: op must be an operation of core.ops", (int)i + 1);
+  read_fields(L, op, t, i, args);
   j->rq = rq;
   j->client = c->curl;
-  rc = cpt_request_build(rq, &c->target, (cpt_op_t)op, name, nl, new_name, nnl, e, now,
-                         b->errs[i], sizeof b->errs[i]);
+  rc = cpt_request_build(rq, &c->target, op, args, now, b->errs[i], sizeof b->errs[i]);
   if (rc == -2) luaL_error(L, "cptokens: out of memory");
-  if (rc != 0) j->skip = 1;
-  rq->op = (cpt_op_t)op; /* for the error prefix even when refused */
+  if (rc != 0) j->skip = 1; /* rq->op is set: the error prefix */
   lua_settop(L, t);
   return c; /* kept alive by the jobs table */
 }
@@ -138,7 +142,7 @@ static void push_result(lua_State *L, batch_t *b, size_t i) {
   int base = lua_gettop(L), n, first;
   lua_createtable(L, 0, 3);
   if (b->jobs[i].skip)
-    n = cpt_error(L, CPT_EINVALID, 0, "%s: %s", cpt_op_name(b->rqs[i].op), b->errs[i]);
+    n = cpt_error(L, CPT_EINVALID, 0, "%s: %s", b->rqs[i].op->name, b->errs[i]);
   else
     n = cpt_client_result(L, &b->rqs[i], &b->jobs[i].x);
   /* The results are the top n values (the decoder may leave scratch below them). */

@@ -53,7 +53,7 @@ int cpt_client_result(lua_State *L, const cpt_request_t *rq, const cpt_xfer_t *x
   const char *auth, *otp;
   int n;
   if (x->kind != NULL)
-    n = cpt_error(L, x->kind, 0, "%s: %s", cpt_op_name(rq->op), x->msg);
+    n = cpt_error(L, x->kind, 0, "%s: %s", rq->op->name, x->msg);
   else
     n = cpt_response_decode(L, rq, x->status, x->ctype[0] ? x->ctype : NULL,
                             x->body.p ? x->body.p : "", x->body.len);
@@ -285,41 +285,50 @@ static int l_new(lua_State *L) {
   return 1;
 }
 
-/* ---- operations -------------------------------------------------------------- */
+/* ---- operations: one method per entry of the table (ops.c) ------------------ */
 
-/* Name argument at idx: must be a string (raises otherwise). */
-static const char *arg_name(lua_State *L, int idx, size_t *len) {
-  if (lua_type(L, idx) != LUA_TSTRING)
-    luaL_argerror(L, idx, lua_pushfstring(L, "token name must be a string, got a %s",
-                                          luaL_typename(L, idx)));
-  return lua_tolstring(L, idx, len);
-}
-
-/* Optional expires_at at idx: nil or a whole number (raises otherwise); 0 = never. */
-static long long arg_expires(lua_State *L, int idx) {
-  long long e = 0;
-  if (lua_isnoneornil(L, idx)) return 0;
-  if (lua_type(L, idx) != LUA_TNUMBER || !cpt_toepoch(L, idx, &e))
-    luaL_argerror(L, idx, "expires_at must be a whole number of Unix seconds");
-  return e;
+/*
+ * Reads op's arguments from the Lua values at first, first + 1, ... (one per
+ * parameter, in order) into args; raises on a wrong type, as misuse. A list
+ * leaves its scratch on the stack, which must stay until the request is built.
+ */
+static void read_args(lua_State *L, const cpt_op_t *op, int first, cpt_arg_t *args) {
+  char want[128];
+  int i;
+  luaL_checkstack(L, CPT_PARAMS_MAX + 4, "cptokens: too many arguments"); /* list scratch */
+  for (i = 0; op->params[i].field; i++) {
+    const cpt_param_t *p = &op->params[i];
+    int idx = first + i;
+    if (cpt_ops_arg(L, idx, p, &args[i]) == 0) continue;
+    cpt_ops_expect(p, want, sizeof want);
+    if (p->type == CPT_PT_EPOCH) luaL_argerror(L, idx, want);
+    luaL_argerror(L, idx, lua_pushfstring(L, "%s, got a %s", want, luaL_typename(L, idx)));
+  }
 }
 
 /* Builds rq for op; 0, or pushes nil, err and returns 2. */
-static int build(lua_State *L, cpt_client_t *c, cpt_op_t op, const char *name, size_t nl,
-                 const char *new_name, size_t nnl, long long expires_at) {
+static int build(lua_State *L, cpt_client_t *c, const cpt_op_t *op, const cpt_arg_t *args) {
   char err[256];
-  int rc = cpt_request_build(&c->rq, &c->target, op, name, nl, new_name, nnl, expires_at,
-                             (long long)time(NULL), err, sizeof err);
+  int rc = cpt_request_build(&c->rq, &c->target, op, args, (long long)time(NULL), err,
+                             sizeof err);
   if (rc == -2) return luaL_error(L, "cptokens: out of memory");
-  if (rc != 0) return cpt_error(L, CPT_EINVALID, 0, "%s: %s", cpt_op_name(op), err);
+  if (rc != 0) return cpt_error(L, CPT_EINVALID, 0, "%s: %s", op->name, err);
   return 0;
 }
 
-static int perform(lua_State *L, cpt_client_t *c, cpt_op_t op, const char *name, size_t nl,
-                   const char *new_name, size_t nnl, long long expires_at) {
+/*
+ * The method of a table entry (its index is upvalue 1): client:<method>(args...)
+ * -> what the operation returns, or nil, err. Arguments are read and checked,
+ * the request built, sent on the client's handle, decoded.
+ */
+static int l_op(lua_State *L) {
+  cpt_client_t *c = check_client(L);
+  const cpt_op_t *op = &cpt_ops[lua_tointeger(L, lua_upvalueindex(1))];
+  cpt_arg_t args[CPT_PARAMS_MAX];
   const cpt_xfer_t *x;
-  int rc = build(L, c, op, name, nl, new_name, nnl, expires_at);
-  if (rc) return rc;
+  int rc;
+  read_args(L, op, 2, args);
+  if ((rc = build(L, c, op, args)) != 0) return rc;
   x = cpt_curl_perform(c->curl, &c->rq);
   rc = cpt_client_result(L, &c->rq, x);
   /* The headers were only needed for this request (and to scrub its reply). */
@@ -330,119 +339,101 @@ static int perform(lua_State *L, cpt_client_t *c, cpt_op_t op, const char *name,
   return rc;
 }
 
-/* client:_create(name [, expires_at]) -> token table, or nil, err */
-static int l_create(lua_State *L) {
-  cpt_client_t *c = check_client(L);
-  size_t nl;
-  const char *name = arg_name(L, 2, &nl);
-  long long e = arg_expires(L, 3);
-  return perform(L, c, CPT_OP_CREATE, name, nl, NULL, 0, e);
+/* Sets t[k] to the part of the header line b after "Name: " (b holds one). */
+static void set_header(lua_State *L, const cpt_buf_t *b, const char *k) {
+  size_t len = 0;
+  const char *v = header_value(b, &len);
+  lua_pushlstring(L, v, len);
+  lua_setfield(L, -2, k);
 }
 
-/* client:list() -> array of tokens, or nil, err */
-static int l_list(lua_State *L) {
-  cpt_client_t *c = check_client(L);
-  return perform(L, c, CPT_OP_LIST, NULL, 0, NULL, 0, 0);
+/* Pushes request.headers: the credential's, then the fixed ones. */
+static void push_headers(lua_State *L, const cpt_request_t *rq) {
+  lua_createtable(L, 0, 5);
+  set_header(L, &rq->auth, "Authorization");
+  if (rq->otp.len) set_header(L, &rq->otp, "X-CPANEL-OTP");
+  lua_pushliteral(L, "application/json");
+  lua_setfield(L, -2, "Accept");
+  lua_pushliteral(L, "cptokens/" CPT_VERSION);
+  lua_setfield(L, -2, "User-Agent");
+  if (rq->post) {
+    lua_pushliteral(L, "application/x-www-form-urlencoded");
+    lua_setfield(L, -2, "Content-Type");
+  }
+  lua_setfield(L, -2, "headers");
 }
 
-/* client:revoke(name) -> true, existed, or nil, err */
-static int l_revoke(lua_State *L) {
-  cpt_client_t *c = check_client(L);
-  size_t nl;
-  const char *name = arg_name(L, 2, &nl);
-  return perform(L, c, CPT_OP_REVOKE, name, nl, NULL, 0, 0);
+/* Sets the request table's field for each argument given (lists excepted). */
+static void push_args(lua_State *L, const cpt_request_t *rq, const cpt_arg_t *args) {
+  int i;
+  for (i = 0; rq->op->params[i].field; i++) {
+    const cpt_param_t *p = &rq->op->params[i];
+    if (p->type == CPT_PT_EPOCH) {
+      if (!rq->vals[i].n) continue;
+      cpt_pushepoch(L, rq->vals[i].n);
+    } else if (p->type == CPT_PT_LIST || !args[i].given) {
+      continue;
+    } else {
+      lua_pushlstring(L, args[i].s, args[i].len);
+    }
+    lua_setfield(L, -2, p->field);
+  }
 }
 
-/* client:rename(name, new_name) -> true, or nil, err */
-static int l_rename(lua_State *L) {
-  cpt_client_t *c = check_client(L);
-  size_t nl, nnl;
-  const char *name = arg_name(L, 2, &nl);
-  const char *new_name = arg_name(L, 3, &nnl);
-  return perform(L, c, CPT_OP_RENAME, name, nl, new_name, nnl, 0);
-}
-
-/*
- * client:_prepare(op [, name [, new_name | expires_at]]) -> request table, or nil, err
- * For transports other than libcurl: everything needed to send the request
- * (its headers include the credential) and to decode the reply with
- * core.response(request, status, content_type, body).
- */
-static int l_prepare(lua_State *L) {
-  cpt_client_t *c = check_client(L);
-  static const char *const ops[] = {"create", "list", "rename", "revoke", NULL};
-  cpt_op_t op = (cpt_op_t)luaL_checkoption(L, 2, NULL, ops);
-  const char *name = NULL, *new_name = NULL;
-  size_t nl = 0, nnl = 0;
-  long long e = 0;
-  int rc;
-  if (op != CPT_OP_LIST) name = arg_name(L, 3, &nl);
-  if (op == CPT_OP_RENAME) new_name = arg_name(L, 4, &nnl);
-  if (op == CPT_OP_CREATE) e = arg_expires(L, 4);
-  if ((rc = build(L, c, op, name, nl, new_name, nnl, e)) != 0) return rc;
-
-  lua_createtable(L, 0, 12);
-  lua_pushstring(L, ops[op]);
+/* Pushes the request table of _prepare for the built c->rq. */
+static void push_request(lua_State *L, cpt_client_t *c, const cpt_arg_t *args) {
+  static const char *const creds[] = {"token", "password", "whm_token"};
+  const cpt_request_t *rq = &c->rq;
+  const char *p = strstr(rq->url.p, "://") + 3;
+  size_t authority = strcspn(p, "/");
+  lua_createtable(L, 0, 16);
+  lua_pushstring(L, rq->op->name);
   lua_setfield(L, -2, "op");
-  lua_pushstring(L, c->rq.post ? "POST" : "GET");
+  lua_pushstring(L, rq->post ? "POST" : "GET");
   lua_setfield(L, -2, "method");
-  lua_pushlstring(L, c->rq.url.p, c->rq.url.len);
+  lua_pushlstring(L, rq->url.p, rq->url.len);
   lua_setfield(L, -2, "url");
   lua_pushstring(L, c->target.host);
   lua_setfield(L, -2, "host");
   lua_pushinteger(L, c->target.port);
   lua_setfield(L, -2, "port");
+  lua_pushlstring(L, p, authority); /* host[:port], as in the URL: the Host header */
+  lua_setfield(L, -2, "authority");
   lua_pushboolean(L, c->target.tls);
   lua_setfield(L, -2, "tls");
-  {
-    /* The path with its query: everything after scheme://authority. */
-    const char *p = strstr(c->rq.url.p, "://") + 3;
-    p += strcspn(p, "/");
-    lua_pushstring(L, p);
-    lua_setfield(L, -2, "path");
-  }
-  lua_pushlstring(L, c->rq.body.p ? c->rq.body.p : "", c->rq.body.len);
+  lua_pushstring(L, p + authority); /* the path with its query */
+  lua_setfield(L, -2, "path");
+  lua_pushlstring(L, rq->body.p ? rq->body.p : "", rq->body.len);
   lua_setfield(L, -2, "body");
-  lua_pushboolean(L, c->rq.whm);
+  lua_pushboolean(L, rq->whm);
   lua_setfield(L, -2, "whm");
   lua_pushstring(L, c->target.user);
   lua_setfield(L, -2, "user");
   lua_pushstring(L, c->target.whm_user);
   lua_setfield(L, -2, "whm_user");
-  {
-    static const char *const creds[] = {"token", "password", "whm_token"};
-    lua_pushstring(L, creds[c->target.cred]);
-    lua_setfield(L, -2, "credential");
-  }
-  if (name) {
-    lua_pushlstring(L, name, nl);
-    lua_setfield(L, -2, "name");
-  }
-  if (new_name) {
-    lua_pushlstring(L, new_name, nnl);
-    lua_setfield(L, -2, "new_name");
-  }
-  if (c->rq.expires_at) {
-    cpt_pushepoch(L, c->rq.expires_at);
-    lua_setfield(L, -2, "expires_at");
-  }
-  lua_createtable(L, 0, 4);
-  /* "Authorization: value" -> headers.Authorization = value */
-  lua_pushstring(L, c->rq.auth.p + sizeof "Authorization: " - 1);
-  lua_setfield(L, -2, "Authorization");
-  if (c->rq.otp.len) {
-    lua_pushstring(L, c->rq.otp.p + sizeof "X-CPANEL-OTP: " - 1);
-    lua_setfield(L, -2, "X-CPANEL-OTP");
-  }
-  lua_pushliteral(L, "application/json");
-  lua_setfield(L, -2, "Accept");
-  lua_pushliteral(L, "cptokens/" CPT_VERSION);
-  lua_setfield(L, -2, "User-Agent");
-  if (c->rq.post) {
-    lua_pushliteral(L, "application/x-www-form-urlencoded");
-    lua_setfield(L, -2, "Content-Type");
-  }
-  lua_setfield(L, -2, "headers");
+  lua_pushstring(L, creds[c->target.cred]);
+  lua_setfield(L, -2, "credential");
+  push_args(L, rq, args);
+  push_headers(L, rq);
+}
+
+/*
+ * client:_prepare(op, args...) -> request table, or nil, err
+ * For transports other than libcurl: op is an entry of core.ops and args are
+ * its method's. The table holds everything needed to send the request (its
+ * headers include the credential) and to decode the reply with
+ * core.response(request, status, content_type, body).
+ */
+static int l_prepare(lua_State *L) {
+  cpt_client_t *c = check_client(L);
+  const cpt_op_t *op = cpt_ops_find(luaL_checkstring(L, 2));
+  cpt_arg_t args[CPT_PARAMS_MAX];
+  int rc;
+  if (op == NULL)
+    return luaL_argerror(L, 2, lua_pushfstring(L, "invalid option '%s'", lua_tostring(L, 2)));
+  read_args(L, op, 3, args);
+  if ((rc = build(L, c, op, args)) != 0) return rc;
+  push_request(L, c, args);
   cpt_buf_clear(&c->rq.auth);
   cpt_buf_clear(&c->rq.otp);
   return 1;
@@ -547,12 +538,17 @@ static int l_holds(lua_State *L) {
 
 void cpt_client_open(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"_create", l_create}, {"list", l_list},   {"revoke", l_revoke}, {"rename", l_rename},
-      {"close", l_close},    {"info", l_info},   {"_prepare", l_prepare},
+      {"close", l_close},     {"info", l_info},   {"_prepare", l_prepare},
       {"_set_token", l_set_token}, {"_holds", l_holds}, {NULL, NULL}};
+  int i;
   if (luaL_newmetatable(L, CLIENT_MT)) {
     lua_newtable(L);
     cpt_setfuncs(L, methods);
+    for (i = 0; i < cpt_ops_count; i++) { /* the operations, from the table */
+      lua_pushinteger(L, i);
+      lua_pushcclosure(L, l_op, 1);
+      lua_setfield(L, -2, cpt_ops[i].method);
+    }
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, l_close);
     lua_setfield(L, -2, "__gc");

@@ -24,6 +24,10 @@
 #define CPT_PRINTF(f, a)
 #endif
 
+/* The one gate for libcurl options newer than Debian 12's curl 7.88 (use it
+ * where <curl/curl.h> is included). */
+#define CPT_CURL_AT_LEAST(maj, min) (LIBCURL_VERSION_NUM >= (((maj) << 16) | ((min) << 8)))
+
 /* ---- growable byte buffer (buf.c) ---------------------------------------- */
 
 typedef struct cpt_buf {
@@ -43,7 +47,7 @@ CPT_HIDDEN void cpt_wipe(void *p, size_t n);
 CPT_HIDDEN char *cpt_strdup(const char *s, size_t n);
 CPT_HIDDEN void cpt_free_secret(char **s);
 
-/* ---- errors (core.c) -------------------------------------------------------- */
+/* ---- errors (error.c) ------------------------------------------------------- */
 
 /* The kinds of the public contract. */
 #define CPT_EINVALID "invalid"
@@ -103,13 +107,105 @@ typedef struct cpt_target {
   cpt_cred_t cred;
 } cpt_target_t;
 
-typedef enum { CPT_OP_CREATE, CPT_OP_LIST, CPT_OP_RENAME, CPT_OP_REVOKE } cpt_op_t;
+/* ---- the table of operations (ops.c) --------------------------------------- */
+
+/* The API an operation belongs to, which decides its path and its envelope. */
+typedef enum {
+  CPT_FAM_UAPI, /* /execute/<module>/<func>, or for a WHM credential /json-api/cpanel?...
+                   (the UAPI object under `result`); envelope {status, data, errors} */
+  CPT_FAM_WHM1  /* WHM API 1, WHM credentials only: /json-api/<func>?api.version=1;
+                   envelope {data, metadata = {result, reason}} */
+} cpt_family_t;
+
+/* How a parameter is checked and encoded. */
+typedef enum {
+  CPT_PT_NAME,   /* a token name: 1 to CPT_NAME_MAX of A-Z a-z 0-9 _ - */
+  CPT_PT_STRING, /* any string, percent-encoded */
+  CPT_PT_EPOCH,  /* Unix seconds in the future, at most CPT_EXPIRES_MAX; 0: omitted */
+  CPT_PT_LIST    /* an array of strings, sent as wire-0, wire-1, ... */
+} cpt_ptype_t;
+
+#define CPT_PARAMS_MAX 6
+
+typedef struct cpt_param {
+  const char *field; /* its name in batch jobs and _prepare tables; NULL ends the list */
+  const char *wire;  /* its name on the wire */
+  const char *what;  /* what refusals call it ("current name") */
+  cpt_ptype_t type;
+  int required;      /* a name is always required */
+} cpt_param_t;
+
+/* One argument as the caller gave it: the fields of its type. Borrowed memory. */
+typedef struct cpt_arg {
+  int given;
+  const char *s;              /* name, string */
+  size_t len;
+  long long n;                /* epoch (0: never) */
+  const char *const *items;   /* list */
+  const size_t *lens;
+  size_t count;
+} cpt_arg_t;
+
+struct cpt_request;
+
+typedef struct cpt_op {
+  const char *name;    /* "create": error prefix, batch jobs' and _prepare's op */
+  const char *method;  /* the client method made from the entry ("_create") */
+  cpt_family_t family;
+  const char *module;  /* UAPI: the module ("Tokens") */
+  const char *func;    /* the function on the wire ("create_full_access") */
+  const char *query;   /* fixed query parameters ("want=user,owner"), or NULL */
+  int post;            /* a POST with a form body, else a GET with a query */
+  cpt_param_t params[CPT_PARAMS_MAX + 1]; /* in the order of the method's arguments */
+  /* A check beyond the parameters' own, or NULL: 0, or -1 with a reason in err. */
+  int (*check)(const struct cpt_request *rq, const cpt_arg_t *args, char *err, size_t errlen);
+  /* Pushes what the operation returns from a successful reply's `data` (at
+     index data); like cpt_response_decode, returns the number of values. */
+  int (*decode)(lua_State *L, const struct cpt_request *rq, int data, long status);
+} cpt_op_t;
+
+CPT_HIDDEN extern const cpt_op_t cpt_ops[];
+CPT_HIDDEN extern const int cpt_ops_count;
+/* The entry named s, or NULL. */
+CPT_HIDDEN const cpt_op_t *cpt_ops_find(const char *s);
+/*
+ * Reads the argument for parameter p from the Lua value at idx into a.
+ * Returns 0, 1 when a required one is missing, 2 when it has the wrong type.
+ * A list pushes one value (its scratch array, valid while it stays on the
+ * stack); nothing else is pushed.
+ */
+CPT_HIDDEN int cpt_ops_arg(lua_State *L, int idx, const cpt_param_t *p, cpt_arg_t *a);
+/* What a parameter's argument must be, for messages ("expires_at must be ..."). */
+CPT_HIDDEN const char *cpt_ops_expect(const cpt_param_t *p, char *out, size_t outlen);
+
+/* The decoders of the table's entries (decode.c). */
+CPT_HIDDEN int cpt_decode_created(lua_State *L, const struct cpt_request *rq, int data, long status);
+CPT_HIDDEN int cpt_decode_list(lua_State *L, const struct cpt_request *rq, int data, long status);
+CPT_HIDDEN int cpt_decode_renamed(lua_State *L, const struct cpt_request *rq, int data, long status);
+CPT_HIDDEN int cpt_decode_revoked(lua_State *L, const struct cpt_request *rq, int data, long status);
+CPT_HIDDEN int cpt_decode_accounts(lua_State *L, const struct cpt_request *rq, int data, long status);
+
+/* Loosely typed fields (decode.c). */
+CPT_HIDDEN int cpt_decode_is_null(lua_State *L, int idx);
+/* An epoch at idx (a whole number or a string of digits); with never_ok, null,
+   "" and "0" read as 0. 0, or -1 when it is not one. */
+CPT_HIDDEN int cpt_decode_epoch(lua_State *L, int idx, int never_ok, long long *out);
+/* 1, "1" and true are true; everything else false. */
+CPT_HIDDEN int cpt_decode_flag(lua_State *L, int idx);
+
+/* ---- one request (request.c) -------------------------------------------------- */
+
+/* What the decoder of a reply needs of each parameter: names and epochs. */
+typedef struct cpt_value {
+  char s[CPT_NAME_MAX + 1];
+  long long n;
+} cpt_value_t;
 
 /* One request, built once, moved by any transport, decoded against its context. */
 typedef struct cpt_request {
-  cpt_op_t op;
+  const cpt_op_t *op;
   int post;                        /* POST form body, else GET */
-  int whm;                         /* the reply is wrapped in WHM's `result` */
+  int whm;                         /* sent with a WHM credential (UAPI: wrapped in `result`) */
   cpt_buf_t url;
   cpt_buf_t body;
   cpt_buf_t auth;                  /* "Authorization: ..." (a secret) */
@@ -117,13 +213,8 @@ typedef struct cpt_request {
   cpt_cred_t cred;                 /* context for decoding: who asked, */
   char user[256];                  /* the account acted on,            */
   char whm_user[256];              /* the WHM account of a WHM token   */
-  char name[CPT_NAME_MAX + 1];
-  char new_name[CPT_NAME_MAX + 1];
-  long long expires_at;            /* 0: never */
+  cpt_value_t vals[CPT_PARAMS_MAX]; /* and the names and epochs sent, by parameter */
 } cpt_request_t;
-
-CPT_HIDDEN const char *cpt_op_name(cpt_op_t op);
-CPT_HIDDEN int cpt_op_parse(const char *s, cpt_op_t *op);
 
 /* Checks and parses a URL into t->base/host/port/tls; 0 or -1 with err set. */
 CPT_HIDDEN int cpt_target_url(cpt_target_t *t, const char *url, size_t len, char *err,
@@ -136,15 +227,14 @@ CPT_HIDDEN int cpt_check_name(const char *s, size_t n);
 CPT_HIDDEN void cpt_quote(char *out, size_t outlen, const char *s, size_t n);
 
 /*
- * Builds rq for op against t. name/new_name may be NULL where the operation
- * takes none; expires_at 0 means never; now is the caller's clock.
- * Returns 0, or -1 with a one-line reason in err (kind "invalid"), or -2 when
- * out of memory. rq is reset first; cpt_request_free releases it.
+ * Builds rq for op against t from args (one per parameter of op, in order);
+ * now is the caller's clock. Returns 0, or -1 with a one-line reason in err
+ * (kind "invalid"), or -2 when out of memory. rq is reset first (rq->op is
+ * set even on a refusal); cpt_request_free releases it.
  */
-CPT_HIDDEN int cpt_request_build(cpt_request_t *rq, const cpt_target_t *t, cpt_op_t op,
-                                 const char *name, size_t name_len, const char *new_name,
-                                 size_t new_len, long long expires_at, long long now,
-                                 char *err, size_t errlen);
+CPT_HIDDEN int cpt_request_build(cpt_request_t *rq, const cpt_target_t *t, const cpt_op_t *op,
+                                 const cpt_arg_t *args, long long now, char *err,
+                                 size_t errlen);
 CPT_HIDDEN void cpt_request_free(cpt_request_t *rq);
 
 /* ---- decoding replies (response.c) ------------------------------------------ */
@@ -286,5 +376,6 @@ CPT_HIDDEN void cpt_fs_open(lua_State *L);
 CPT_HIDDEN void cpt_batch_open(lua_State *L);
 CPT_HIDDEN void cpt_scrub_open(lua_State *L);
 CPT_HIDDEN void cpt_proc_open(lua_State *L);   /* the CLI's process: signals, core dumps */
+CPT_HIDDEN void cpt_ops_open(lua_State *L);
 
 #endif

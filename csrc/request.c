@@ -14,24 +14,6 @@
 
 #include "cptokens.h"
 
-static const char *const op_names[] = {"create", "list", "rename", "revoke"};
-static const char *const op_funcs[] = {"create_full_access", "list", "rename", "revoke"};
-
-const char *cpt_op_name(cpt_op_t op) {
-  return op_names[op];
-}
-
-int cpt_op_parse(const char *s, cpt_op_t *op) {
-  int i;
-  for (i = 0; i < 4; i++) {
-    if (strcmp(s, op_names[i]) == 0) {
-      *op = (cpt_op_t)i;
-      return 0;
-    }
-  }
-  return -1;
-}
-
 int cpt_check_header_value(const char *s, size_t n) {
   size_t i;
   for (i = 0; i < n; i++) {
@@ -203,13 +185,6 @@ void cpt_request_free(cpt_request_t *rq) {
   cpt_buf_free(&rq->otp);
 }
 
-/* Appends "&key=value" (or "key=value" at the start) to b, value encoded. */
-static int add_param(cpt_buf_t *b, const char *key, const char *v, size_t n) {
-  if (b->len && cpt_buf_add(b, "&", 1)) return -1;
-  if (cpt_buf_adds(b, key) || cpt_buf_add(b, "=", 1)) return -1;
-  return cpt_buf_addenc(b, v, n);
-}
-
 static int build_auth(cpt_request_t *rq, const cpt_target_t *t) {
   cpt_buf_t pair = {0};
   int rc = 0;
@@ -245,76 +220,135 @@ static int check_name_arg(const char *what, const char *s, size_t n, char *err, 
   return -1;
 }
 
-int cpt_request_build(cpt_request_t *rq, const cpt_target_t *t, cpt_op_t op, const char *name,
-                      size_t name_len, const char *new_name, size_t new_len,
-                      long long expires_at, long long now, char *err, size_t errlen) {
-  cpt_buf_t *params = &rq->body;
-  const char *func = op_funcs[op];
-  int oom;
+static int check_epoch(const char *field, long long e, long long now, char *err, size_t errlen) {
+  if (e < 0 || e > CPT_EXPIRES_MAX) {
+    snprintf(err, errlen, "%s %lld is out of range (0 < %s <= %lld)", field, e, field,
+             CPT_EXPIRES_MAX);
+    return -1;
+  }
+  if (e <= now) {
+    snprintf(err, errlen, "%s %lld is not in the future (now is %lld)", field, e, now);
+    return -1;
+  }
+  return 0;
+}
 
+/*
+ * Checks each argument against its parameter and keeps what decoding needs
+ * (names, epochs) in rq->vals; then the operation's own check. 0 or -1.
+ */
+static int check_args(cpt_request_t *rq, const cpt_arg_t *args, long long now, char *err,
+                      size_t errlen) {
+  const cpt_op_t *op = rq->op;
+  int i;
+  for (i = 0; op->params[i].field; i++) {
+    const cpt_param_t *p = &op->params[i];
+    const cpt_arg_t *a = &args[i];
+    if (p->type == CPT_PT_NAME) {
+      const char *s = a->given && a->s ? a->s : "";
+      size_t n = a->given && a->s ? a->len : 0;
+      if (check_name_arg(p->what, s, n, err, errlen)) return -1;
+      memcpy(rq->vals[i].s, s, n);
+      rq->vals[i].s[n] = '\0';
+    } else if (p->type == CPT_PT_EPOCH && a->given && a->n != 0) {
+      if (check_epoch(p->field, a->n, now, err, errlen)) return -1;
+      rq->vals[i].n = a->n;
+    }
+  }
+  return op->check ? op->check(rq, args, err, errlen) : 0;
+}
+
+/* Appends "&key=value" (or "key=value" at the start) to b, value encoded. */
+static int add_param(cpt_buf_t *b, const char *key, const char *v, size_t n) {
+  if (b->len && cpt_buf_add(b, "&", 1)) return -1;
+  if (cpt_buf_adds(b, key) || cpt_buf_add(b, "=", 1)) return -1;
+  return cpt_buf_addenc(b, v, n);
+}
+
+/* Appends the arguments given, encoded, to b (a form body or a query). 0 or -1. */
+static int add_args(cpt_buf_t *b, const cpt_request_t *rq, const cpt_arg_t *args) {
+  const cpt_op_t *op = rq->op;
+  char num[32], key[96];
+  size_t k;
+  int i, n;
+  for (i = 0; op->params[i].field; i++) {
+    const cpt_param_t *p = &op->params[i];
+    const cpt_arg_t *a = &args[i];
+    if (p->type == CPT_PT_NAME) {
+      if (add_param(b, p->wire, rq->vals[i].s, strlen(rq->vals[i].s))) return -1;
+    } else if (p->type == CPT_PT_EPOCH) {
+      n = snprintf(num, sizeof num, "%lld", rq->vals[i].n);
+      if (rq->vals[i].n && add_param(b, p->wire, num, (size_t)n)) return -1;
+    } else if (p->type == CPT_PT_LIST) {
+      for (k = 0; a->given && k < a->count; k++) {
+        snprintf(key, sizeof key, "%s-%lu", p->wire, (unsigned long)k);
+        if (add_param(b, key, a->items[k], a->lens[k])) return -1;
+      }
+    } else if (a->given && add_param(b, p->wire, a->s, a->len)) {
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* The URL of rq's operation against t, up to its fixed query. 0 or -1. */
+static int add_path(cpt_buf_t *u, const cpt_request_t *rq, const cpt_target_t *t) {
+  const cpt_op_t *op = rq->op;
+  int oom = cpt_buf_adds(u, t->base);
+  if (op->family == CPT_FAM_WHM1) {
+    oom = oom || cpt_buf_adds(u, "/json-api/") || cpt_buf_adds(u, op->func) ||
+          cpt_buf_adds(u, "?api.version=1");
+  } else if (rq->whm) {
+    oom = oom || cpt_buf_adds(u, "/json-api/cpanel?cpanel_jsonapi_user=") ||
+          cpt_buf_addenc(u, t->user, strlen(t->user)) ||
+          cpt_buf_adds(u, "&cpanel_jsonapi_apiversion=3&cpanel_jsonapi_module=") ||
+          cpt_buf_adds(u, op->module) || cpt_buf_adds(u, "&cpanel_jsonapi_func=") ||
+          cpt_buf_adds(u, op->func);
+  } else {
+    oom = oom || cpt_buf_adds(u, "/execute/") || cpt_buf_adds(u, op->module) ||
+          cpt_buf_add(u, "/", 1) || cpt_buf_adds(u, op->func);
+  }
+  if (op->query)
+    oom = oom || cpt_buf_add(u, strchr(u->p, '?') ? "&" : "?", 1) || cpt_buf_adds(u, op->query);
+  return oom ? -1 : 0;
+}
+
+/* Resets rq for op against t: the buffers wiped, the decoding context set. */
+static void reset(cpt_request_t *rq, const cpt_target_t *t, const cpt_op_t *op) {
   cpt_buf_clear(&rq->url);
   cpt_buf_clear(&rq->body);
   cpt_buf_clear(&rq->auth);
   cpt_buf_clear(&rq->otp);
   rq->op = op;
-  rq->post = op != CPT_OP_LIST;
+  rq->post = op->post;
   rq->whm = t->cred == CPT_CRED_WHM;
   rq->cred = t->cred;
   snprintf(rq->user, sizeof rq->user, "%s", t->user ? t->user : "");
   snprintf(rq->whm_user, sizeof rq->whm_user, "%s", t->whm_user ? t->whm_user : "");
-  rq->name[0] = rq->new_name[0] = '\0';
-  rq->expires_at = 0;
+  memset(rq->vals, 0, sizeof rq->vals);
+}
 
-  if (op != CPT_OP_LIST) {
-    if (name == NULL) name = "", name_len = 0;
-    if (check_name_arg(op == CPT_OP_RENAME ? "current name" : "token name", name, name_len, err,
-                       errlen))
-      return -1;
-    memcpy(rq->name, name, name_len);
-    rq->name[name_len] = '\0';
+int cpt_request_build(cpt_request_t *rq, const cpt_target_t *t, const cpt_op_t *op,
+                      const cpt_arg_t *args, long long now, char *err, size_t errlen) {
+  cpt_buf_t query = {0};
+  int oom;
+  reset(rq, t, op);
+  if (op->family == CPT_FAM_WHM1 && t->cred != CPT_CRED_WHM) {
+    snprintf(err, errlen, "this is a WHM API 1 call: it needs a WHM credential (whm_token)");
+    return -1;
   }
-  if (op == CPT_OP_RENAME) {
-    if (new_name == NULL) new_name = "", new_len = 0;
-    if (check_name_arg("new name", new_name, new_len, err, errlen)) return -1;
-    if (new_len == name_len && memcmp(name, new_name, name_len) == 0) {
-      snprintf(err, errlen, "the new name must differ from the current name \"%s\"", rq->name);
-      return -1;
-    }
-    memcpy(rq->new_name, new_name, new_len);
-    rq->new_name[new_len] = '\0';
-  }
-  if (op == CPT_OP_CREATE && expires_at != 0) {
-    if (expires_at < 0 || expires_at > CPT_EXPIRES_MAX) {
-      snprintf(err, errlen, "expires_at %lld is out of range (0 < expires_at <= %lld)",
-               expires_at, CPT_EXPIRES_MAX);
-      return -1;
-    }
-    if (expires_at <= now) {
-      snprintf(err, errlen, "expires_at %lld is not in the future (now is %lld)", expires_at, now);
-      return -1;
-    }
-    rq->expires_at = expires_at;
-  }
-
-  /* The URL names the function; parameters go in the form body (list takes none). */
-  oom = cpt_buf_adds(&rq->url, t->base);
-  if (rq->whm) {
-    oom = oom || cpt_buf_adds(&rq->url, "/json-api/cpanel?cpanel_jsonapi_user=") ||
-          cpt_buf_addenc(&rq->url, t->user, strlen(t->user)) ||
-          cpt_buf_adds(&rq->url, "&cpanel_jsonapi_apiversion=3&cpanel_jsonapi_module=Tokens"
-                                 "&cpanel_jsonapi_func=") ||
-          cpt_buf_adds(&rq->url, func);
+  if (check_args(rq, args, now, err, errlen)) return -1;
+  /* The URL names the function; parameters go in a POST's form body, or a GET's query. */
+  oom = add_path(&rq->url, rq, t);
+  if (op->post) {
+    oom = oom || add_args(&rq->body, rq, args);
   } else {
-    oom = oom || cpt_buf_adds(&rq->url, "/execute/Tokens/") || cpt_buf_adds(&rq->url, func);
+    oom = oom || add_args(&query, rq, args);
+    if (!oom && query.len)
+      oom = cpt_buf_add(&rq->url, strchr(rq->url.p, '?') ? "&" : "?", 1) ||
+            cpt_buf_add(&rq->url, query.p, query.len);
   }
-  if (op != CPT_OP_LIST) oom = oom || add_param(params, "name", rq->name, strlen(rq->name));
-  if (op == CPT_OP_RENAME)
-    oom = oom || add_param(params, "new_name", rq->new_name, strlen(rq->new_name));
-  if (rq->expires_at) {
-    char num[32];
-    int n = snprintf(num, sizeof num, "%lld", rq->expires_at);
-    oom = oom || add_param(params, "expires_at", num, (size_t)n);
-  }
+  cpt_buf_free(&query);
   oom = oom || build_auth(rq, t);
   if (oom) {
     snprintf(err, errlen, "out of memory");

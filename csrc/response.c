@@ -7,6 +7,10 @@
  * JSON goes through a private cjson.safe instance, so the caller's cjson
  * settings are never touched. No C heap is held here: scratch space is a
  * Lua userdata, so a memory error raised by Lua leaks nothing.
+ *
+ * A reply goes through the HTTP checks, then the envelope of the operation's
+ * family (UAPI, possibly under WHM's `result`; or WHM API 1's metadata), then
+ * the operation's own decoder from the table (ops.c, decode.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,64 +20,6 @@
 #include "cptokens.h"
 
 static const char decode_key = 'd'; /* registry: the private cjson.safe decode */
-
-/* ---- reading loosely typed fields ------------------------------------------ */
-
-static int is_null(lua_State *L, int idx) {
-  int t = lua_type(L, idx);
-  return t == LUA_TNIL || (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL);
-}
-
-/* A whole number from digits only (no sign, no spaces); 0 or -1. */
-static int parse_digits(const char *s, size_t n, long long *out) {
-  long long v = 0;
-  size_t i;
-  if (n == 0 || n > 18) return -1;
-  for (i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9') return -1;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return 0;
-}
-
-/*
- * Reads an epoch at idx: a whole number, or a string of digits.
- * With never_ok, null, "" and "0" (and 0) read as 0, meaning "never".
- * Returns 0, or -1 when the value is not an epoch.
- */
-static int get_epoch(lua_State *L, int idx, int never_ok, long long *out) {
-  size_t n;
-  const char *s;
-  *out = 0;
-  switch (lua_type(L, idx)) {
-  case LUA_TNUMBER:
-    if (!cpt_toepoch(L, idx, out)) return -1;
-    if (*out < 0) return -1;
-    return (*out == 0 && !never_ok) ? -1 : 0;
-  case LUA_TSTRING:
-    s = lua_tolstring(L, idx, &n);
-    if (n == 0) return never_ok ? 0 : -1;
-    if (parse_digits(s, n, out) != 0) return -1;
-    return (*out == 0 && !never_ok) ? -1 : 0;
-  default:
-    return (never_ok && is_null(L, idx)) ? 0 : -1;
-  }
-}
-
-/* 1, "1" and true are true; everything else false. */
-static int get_flag(lua_State *L, int idx) {
-  switch (lua_type(L, idx)) {
-  case LUA_TBOOLEAN:
-    return lua_toboolean(L, idx);
-  case LUA_TNUMBER:
-    return lua_tonumber(L, idx) == 1;
-  case LUA_TSTRING:
-    return strcmp(lua_tostring(L, idx), "1") == 0;
-  default:
-    return 0;
-  }
-}
 
 /* ---- errors ---------------------------------------------------------------- */
 
@@ -154,146 +100,6 @@ static int json_decode(lua_State *L, const char *body, size_t len) {
   return 1;
 }
 
-/* ---- the data of each operation --------------------------------------------- */
-
-/*
- * A create the server says succeeded but whose reply cannot be used: the
- * token exists and nobody has it. err.created tells the Lua layer to revoke it.
- */
-static int created_error(lua_State *L, long status, const char *what) {
-  cpt_error(L, CPT_EPROTOCOL, status, "create: the server made the token but its reply %s", what);
-  lua_pushboolean(L, 1);
-  lua_setfield(L, -2, "created");
-  return 2;
-}
-
-/* The longest token value taken (cPanel's are 32 characters). */
-#define TOKEN_MAX 256
-
-static int push_created(lua_State *L, const cpt_request_t *rq, int data, long status) {
-  long long create_time;
-  size_t n;
-  const char *token;
-  if (lua_type(L, data) != LUA_TTABLE) return created_error(L, status, "has no token data");
-  lua_getfield(L, data, "token");
-  /* Type first: lua_tolstring would turn a number into a string in place. */
-  if (lua_type(L, -1) != LUA_TSTRING) return created_error(L, status, "has no usable token value");
-  token = lua_tolstring(L, -1, &n);
-  if (n == 0 || n > TOKEN_MAX || cpt_check_header_value(token, n) != 0)
-    return created_error(L, status, "has no usable token value");
-  lua_getfield(L, data, "create_time");
-  if (get_epoch(L, -1, 0, &create_time) != 0)
-    return created_error(L, status, "has no valid create_time");
-  lua_pop(L, 1);
-  lua_createtable(L, 0, 4);
-  lua_pushstring(L, rq->name);
-  lua_setfield(L, -2, "name");
-  lua_pushvalue(L, -2);
-  lua_setfield(L, -2, "token");
-  cpt_pushepoch(L, create_time);
-  lua_setfield(L, -2, "create_time");
-  if (rq->expires_at) {
-    cpt_pushepoch(L, rq->expires_at);
-    lua_setfield(L, -2, "expires_at");
-  }
-  return 1;
-}
-
-typedef struct entry {
-  long long create_time;
-  long long expires_at;
-  int full;
-  const char *name;
-  size_t name_len;
-} entry_t;
-
-static int entry_cmp(const void *a, const void *b) {
-  const entry_t *x = a, *y = b;
-  size_t n;
-  int c;
-  if (x->create_time != y->create_time) return x->create_time < y->create_time ? -1 : 1;
-  n = x->name_len < y->name_len ? x->name_len : y->name_len;
-  c = memcmp(x->name, y->name, n);
-  if (c != 0) return c;
-  return (x->name_len > y->name_len) - (x->name_len < y->name_len);
-}
-
-/*
- * Whether the table at idx is a JSON array: keys 1..n and nothing else. A JSON
- * object such as {"0": {...}} is not (lua-cjson decodes both as tables; an
- * empty object and an empty array cannot be told apart, and both mean none).
- */
-static int is_array(lua_State *L, int idx) {
-  size_t n = cpt_rawlen(L, idx), count = 0;
-  idx = cpt_absindex(L, idx);
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    long long k;
-    lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TNUMBER || !cpt_toepoch(L, -1, &k) || k < 1 || (size_t)k > n) {
-      lua_pop(L, 1);
-      return 0;
-    }
-    count++;
-  }
-  return count == n;
-}
-
-static int push_list(lua_State *L, int data, long status) {
-  int n, i;
-  entry_t *e;
-  if (is_null(L, data)) {
-    lua_newtable(L);
-    return 1;
-  }
-  if (lua_type(L, data) != LUA_TTABLE || !is_array(L, data))
-    return cpt_error(L, CPT_EPROTOCOL, status, "list: the reply's data is not an array");
-  n = (int)cpt_rawlen(L, data);
-  /* Scratch space owned by Lua: nothing to free if a memory error is raised. */
-  e = (entry_t *)lua_newuserdata(L, sizeof(entry_t) * (size_t)(n ? n : 1));
-  for (i = 0; i < n; i++) {
-    lua_rawgeti(L, data, i + 1);
-    if (lua_type(L, -1) != LUA_TTABLE)
-      return cpt_error(L, CPT_EPROTOCOL, status, "list: entry %d is not an object", i + 1);
-    lua_getfield(L, -1, "name");
-    /* Type first: lua_tolstring would convert a number in place, and that new
-     * string would not be referenced by the decoded data once popped. A real
-     * string stays referenced by the decoded data (still on the stack). */
-    if (lua_type(L, -1) != LUA_TSTRING)
-      return cpt_error(L, CPT_EPROTOCOL, status, "list: entry %d has no name", i + 1);
-    e[i].name = lua_tolstring(L, -1, &e[i].name_len);
-    if (e[i].name_len == 0)
-      return cpt_error(L, CPT_EPROTOCOL, status, "list: entry %d has no name", i + 1);
-    lua_getfield(L, -2, "create_time");
-    if (get_epoch(L, -1, 0, &e[i].create_time) != 0)
-      return cpt_error(L, CPT_EPROTOCOL, status, "list: entry %d has no valid create_time", i + 1);
-    lua_getfield(L, -3, "expires_at");
-    if (get_epoch(L, -1, 1, &e[i].expires_at) != 0)
-      return cpt_error(L, CPT_EPROTOCOL, status, "list: entry %d has an invalid expires_at",
-                       i + 1);
-    lua_getfield(L, -4, "has_full_access");
-    e[i].full = get_flag(L, -1);
-    lua_pop(L, 5);
-  }
-  qsort(e, (size_t)n, sizeof *e, entry_cmp);
-  lua_createtable(L, n, 0);
-  for (i = 0; i < n; i++) {
-    lua_createtable(L, 0, 4);
-    lua_pushlstring(L, e[i].name, e[i].name_len);
-    lua_setfield(L, -2, "name");
-    cpt_pushepoch(L, e[i].create_time);
-    lua_setfield(L, -2, "create_time");
-    if (e[i].expires_at) {
-      cpt_pushepoch(L, e[i].expires_at);
-      lua_setfield(L, -2, "expires_at");
-    }
-    lua_pushboolean(L, e[i].full);
-    lua_setfield(L, -2, "has_full_access");
-    lua_rawseti(L, -2, i + 1);
-  }
-  return 1;
-}
-
 /* ---- the whole reply ---------------------------------------------------------- */
 
 static const char *skip_space(const char *s, const char *end) {
@@ -337,7 +143,7 @@ static int contains(const char *body, size_t len, const char *needle) {
 static int auth_error(lua_State *L, const cpt_request_t *rq, long status, const char *body,
                       size_t len) {
   const char *p = skip_space(body, body + len);
-  const char *op = cpt_op_name(rq->op);
+  const char *op = rq->op->name;
   char cred[320];
   int n = 0;
   who(rq, cred, sizeof cred);
@@ -377,13 +183,15 @@ static int auth_error(lua_State *L, const cpt_request_t *rq, long status, const 
                    status);
 }
 
-int cpt_response_decode(lua_State *L, const cpt_request_t *rq, long status, const char *ctype,
-                        const char *body, size_t len) {
+/*
+ * The failures told by the status and the body's first bytes (an HTTP error,
+ * an empty reply, an HTML page): pushes nil, err and returns 2, or returns 0.
+ */
+static int http_error(lua_State *L, const cpt_request_t *rq, long status, const char *ctype,
+                      const char *body, size_t len) {
   const char *end = body + len, *p = skip_space(body, end);
-  const char *op = cpt_op_name(rq->op);
-  int obj, env, data;
-  long long flag;
-
+  const char *op = rq->op->name;
+  char cred[320];
   if (status == 401 || status == 403) return auth_error(L, rq, status, body, len);
   if (status >= 300 && status < 400)
     return cpt_error(L, CPT_EHTTP, status,
@@ -397,88 +205,124 @@ int cpt_response_decode(lua_State *L, const cpt_request_t *rq, long status, cons
   if (status < 200 || status >= 300)
     return cpt_error(L, CPT_EHTTP, status, "%s: the server answered HTTP %ld", op, status);
   if (p == end) return cpt_error(L, CPT_EPROTOCOL, status, "%s: the reply is empty", op);
-  if (looks_html(ctype, p, end)) {
-    char cred[320];
-    who(rq, cred, sizeof cred);
-    if (contains(body, len, "tfa_login_form"))
-      return cpt_error(L, CPT_EAUTH, status,
-                       "%s: the account has two-factor authentication and the server asks for "
-                       "the current code: give otp (CLI: CPANEL_OTP or --otp-file)",
-                       op);
+  if (!looks_html(ctype, p, end)) return 0;
+  who(rq, cred, sizeof cred);
+  if (contains(body, len, "tfa_login_form"))
     return cpt_error(L, CPT_EAUTH, status,
-                     "%s: the server answered with an HTML page (a login page?) instead of JSON: "
-                     "%s was not accepted, or the url is not cPanel's API (https://host:2083)",
-                     op, cred);
+                     "%s: the account has two-factor authentication and the server asks for "
+                     "the current code: give otp (CLI: CPANEL_OTP or --otp-file)",
+                     op);
+  return cpt_error(L, CPT_EAUTH, status,
+                   "%s: the server answered with an HTML page (a login page?) instead of JSON: "
+                   "%s was not accepted, or the url is not cPanel's API (https://host:2083)",
+                   op, cred);
+}
+
+/* A success flag at idx (1, 0, "1", "0", true, false): 1 or 0, or -1 when it is none. */
+static int read_flag(lua_State *L, int idx) {
+  long long flag;
+  if (lua_type(L, idx) == LUA_TBOOLEAN) return lua_toboolean(L, idx);
+  if (cpt_decode_epoch(L, idx, 1, &flag) != 0 || flag > 1 || cpt_decode_is_null(L, idx) ||
+      (lua_type(L, idx) == LUA_TSTRING && cpt_rawlen(L, idx) == 0))
+    return -1;
+  return (int)flag;
+}
+
+/*
+ * WHM's /json-api/cpanel failure (no `result` object): {error} or {data =
+ * {reason}}, at obj. Pushes nil, err; returns 2.
+ */
+static int whm_wrapper_error(lua_State *L, const cpt_request_t *rq, int obj, long status) {
+  lua_getfield(L, obj, "error");
+  if (lua_type(L, -1) == LUA_TSTRING) return api_error(L, obj, "error", status);
+  lua_getfield(L, obj, "data");
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    lua_getfield(L, -1, "reason");
+    if (lua_type(L, -1) == LUA_TSTRING) return api_error(L, -2, "reason", status);
   }
+  return cpt_error(L, CPT_EPROTOCOL, status, "%s: the WHM reply has neither a result nor an error",
+                   rq->op->name);
+}
+
+/*
+ * UAPI's {status, data, errors} at obj, or under WHM's `result` for a WHM
+ * credential. Pushes `data` and returns 0, or pushes nil, err and returns 2.
+ */
+static int uapi_envelope(lua_State *L, const cpt_request_t *rq, int obj, long status) {
+  int env = obj, flag;
+  if (rq->whm) {
+    lua_getfield(L, obj, "result");
+    if (lua_type(L, -1) != LUA_TTABLE) return whm_wrapper_error(L, rq, obj, status);
+    env = lua_gettop(L);
+  }
+  lua_getfield(L, env, "status");
+  flag = read_flag(L, -1);
+  if (flag < 0)
+    return cpt_error(L, CPT_EPROTOCOL, status,
+                     "%s: the reply is JSON but not a cPanel API answer (no valid status)",
+                     rq->op->name);
+  lua_pop(L, 1);
+  if (flag == 0) return api_error(L, env, "errors", status);
+  lua_getfield(L, env, "data");
+  return 0;
+}
+
+/*
+ * WHM API 1's {data, metadata = {result, reason}} at obj. Pushes `data` and
+ * returns 0, or pushes nil, err (metadata.reason in err.errors) and returns 2.
+ */
+static int whm1_envelope(lua_State *L, const cpt_request_t *rq, int obj, long status) {
+  int meta, flag;
+  lua_getfield(L, obj, "metadata");
+  meta = lua_gettop(L);
+  if (lua_type(L, meta) != LUA_TTABLE)
+    return cpt_error(L, CPT_EPROTOCOL, status,
+                     "%s: the reply is JSON but not a WHM API 1 answer (no metadata)",
+                     rq->op->name);
+  lua_getfield(L, meta, "result");
+  flag = read_flag(L, -1);
+  if (flag < 0)
+    return cpt_error(L, CPT_EPROTOCOL, status,
+                     "%s: the reply is JSON but not a WHM API 1 answer (no valid metadata.result)",
+                     rq->op->name);
+  lua_pop(L, 1);
+  if (flag == 0) return api_error(L, meta, "reason", status);
+  lua_getfield(L, obj, "data");
+  return 0;
+}
+
+int cpt_response_decode(lua_State *L, const cpt_request_t *rq, long status, const char *ctype,
+                        const char *body, size_t len) {
+  const char *p = skip_space(body, body + len);
+  const char *op = rq->op->name;
+  int rc, obj;
+  if ((rc = http_error(L, rq, status, ctype, body, len)) != 0) return rc;
   if (*p != '{')
     return cpt_error(L, CPT_EPROTOCOL, status, "%s: the reply is not a JSON object", op);
   if (!json_decode(L, body, len))
     return cpt_error(L, CPT_EPROTOCOL, status, "%s: malformed JSON in the reply: %s", op,
                      lua_tostring(L, -1));
   obj = lua_gettop(L);
-  env = obj;
-  if (rq->whm) {
-    lua_getfield(L, obj, "result");
-    if (lua_type(L, -1) != LUA_TTABLE) {
-      lua_getfield(L, obj, "error");
-      if (lua_type(L, -1) == LUA_TSTRING) return api_error(L, obj, "error", status);
-      lua_getfield(L, obj, "data");
-      if (lua_type(L, -1) == LUA_TTABLE) {
-        lua_getfield(L, -1, "reason");
-        if (lua_type(L, -1) == LUA_TSTRING) return api_error(L, -2, "reason", status);
-      }
-      return cpt_error(L, CPT_EPROTOCOL, status,
-                       "%s: the WHM reply has neither a result nor an error", op);
-    }
-    env = lua_gettop(L);
-  }
-  lua_getfield(L, env, "status");
-  if (lua_type(L, -1) == LUA_TBOOLEAN) {
-    flag = lua_toboolean(L, -1);
-  } else if (get_epoch(L, -1, 1, &flag) != 0 || flag > 1 || is_null(L, -1) ||
-             (lua_type(L, -1) == LUA_TSTRING && cpt_rawlen(L, -1) == 0)) {
-    return cpt_error(L, CPT_EPROTOCOL, status,
-                     "%s: the reply is JSON but not a cPanel API answer (no valid status)", op);
-  }
-  lua_pop(L, 1);
-  if (flag == 0) return api_error(L, env, "errors", status);
-
-  lua_getfield(L, env, "data");
-  data = lua_gettop(L);
-  switch (rq->op) {
-  case CPT_OP_CREATE:
-    return push_created(L, rq, data, status);
-  case CPT_OP_LIST:
-    return push_list(L, data, status);
-  case CPT_OP_REVOKE:
-    lua_pushboolean(L, 1);
-    lua_pushboolean(L, get_flag(L, data));
-    return 2;
-  case CPT_OP_RENAME:
-  default:
-    lua_pushboolean(L, 1);
-    return 1;
-  }
+  rc = rq->op->family == CPT_FAM_WHM1 ? whm1_envelope(L, rq, obj, status)
+                                      : uapi_envelope(L, rq, obj, status);
+  if (rc != 0) return rc;
+  return rq->op->decode(L, rq, lua_gettop(L), status);
 }
 
 /* ---- core.response(request, status, content_type, body) ---------------------- */
 
 /* Fills the decoding context of rq from a request table made by client:_prepare(). */
 static void context_from_table(lua_State *L, int idx, cpt_request_t *rq) {
+  const cpt_param_t *pm;
   const char *s;
   size_t n;
-  long long e = 0;
+  int i;
   memset(rq, 0, sizeof *rq);
   lua_getfield(L, idx, "op");
-  if (lua_type(L, -1) != LUA_TSTRING || cpt_op_parse(lua_tostring(L, -1), &rq->op) != 0)
-    luaL_argerror(L, idx, "request.op must be create, list, rename or revoke");
+  rq->op = cpt_ops_find(lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL);
+  if (rq->op == NULL) luaL_argerror(L, idx, "request.op must be an operation of core.ops");
   lua_getfield(L, idx, "whm");
   rq->whm = lua_toboolean(L, -1);
-  lua_getfield(L, idx, "name");
-  s = lua_tolstring(L, -1, &n);
-  if (s != NULL && n <= CPT_NAME_MAX) memcpy(rq->name, s, n);
-  lua_getfield(L, idx, "expires_at");
-  if (lua_type(L, -1) == LUA_TNUMBER && cpt_toepoch(L, -1, &e) && e > 0) rq->expires_at = e;
   lua_getfield(L, idx, "user");
   snprintf(rq->user, sizeof rq->user, "%s", lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "");
   lua_getfield(L, idx, "whm_user");
@@ -488,7 +332,17 @@ static void context_from_table(lua_State *L, int idx, cpt_request_t *rq) {
   s = lua_tostring(L, -1);
   rq->cred = rq->whm ? CPT_CRED_WHM
                      : (s && strcmp(s, "password") == 0) ? CPT_CRED_PASSWORD : CPT_CRED_TOKEN;
-  lua_pop(L, 7);
+  lua_pop(L, 5);
+  for (i = 0, pm = rq->op->params; pm->field; i++, pm++) {
+    long long e = 0;
+    lua_getfield(L, idx, pm->field);
+    if (pm->type == CPT_PT_NAME && (s = lua_tolstring(L, -1, &n)) != NULL && n <= CPT_NAME_MAX)
+      memcpy(rq->vals[i].s, s, n);
+    if (pm->type == CPT_PT_EPOCH && lua_type(L, -1) == LUA_TNUMBER && cpt_toepoch(L, -1, &e) &&
+        e > 0)
+      rq->vals[i].n = e;
+    lua_pop(L, 1);
+  }
 }
 
 /*

@@ -3,9 +3,12 @@
  *
  * Input: one header byte, then length-prefixed pieces (a length byte, then
  * that many bytes; missing pieces are empty), then 8 bytes of expiry:
- *   byte 0: bits 0-1 the operation, bits 2-3 the credential (token,
- *           password, WHM token, password with a two-factor code)
+ *   byte 0: bits 0-1 and 4 the operation (an index into the table of
+ *           operations, ops.c, modulo its size), bits 2-3 the credential
+ *           (token, password, WHM token, password with a two-factor code)
  *   pieces: url, user, whm_user, secret, otp, name, new_name
+ * The operation's first two string parameters (names or strings) get name
+ * and new_name, its epoch the expiry.
  * The values the client would refuse before building (client.c: user names,
  * control characters in credentials) are refused here too; everything else
  * goes through cpt_target_url and cpt_request_build, twice on the same
@@ -100,15 +103,41 @@ static void check_one_line(const char *err, size_t errlen) {
   CHECK(cpt_check_header_value(err, n) == 0); /* one line, no control characters */
 }
 
-static void check_built(const cpt_request_t *rq, const cpt_target_t *t, cpt_op_t op) {
+/* The arguments of op from the pieces: name and new_name to its first two
+   names or strings, the expiry to its epoch. */
+static void make_args(const cpt_op_t *op, const char *name_s, size_t name_n, const char *new_s,
+                      size_t new_n, long long expires, cpt_arg_t *args) {
+  int k, strings = 0;
+  memset(args, 0, sizeof(cpt_arg_t) * CPT_PARAMS_MAX);
+  for (k = 0; op->params[k].field; k++) {
+    cpt_arg_t *a = &args[k];
+    if (op->params[k].type == CPT_PT_EPOCH) {
+      a->given = expires != 0;
+      a->n = expires;
+    } else if (op->params[k].type != CPT_PT_LIST && strings < 2) {
+      a->given = 1;
+      a->s = strings ? new_s : name_s;
+      a->len = strings++ ? new_n : name_n;
+    }
+  }
+}
+
+static void check_built(const cpt_request_t *rq, const cpt_target_t *t, const cpt_op_t *op,
+                        const cpt_arg_t *args) {
+  char path[128], err[256];
   size_t i;
+  int k;
   CHECK(rq->url.p != NULL && strlen(rq->url.p) == rq->url.len);
   CHECK(strncmp(rq->url.p, t->base, strlen(t->base)) == 0);
   for (i = 0; i < rq->url.len; i++) {
     unsigned char c = (unsigned char)rq->url.p[i];
     CHECK(c > 0x20 && c != 0x7f);
   }
-  CHECK(strstr(rq->url.p, t->cred == CPT_CRED_WHM ? "/json-api/cpanel?" : "/execute/Tokens/"));
+  if (op->family == CPT_FAM_WHM1)
+    snprintf(path, sizeof path, "/json-api/%s?api.version=1", op->func);
+  else
+    snprintf(path, sizeof path, "%s", t->cred == CPT_CRED_WHM ? "/json-api/cpanel?" : "/execute/");
+  CHECK(strncmp(rq->url.p + strlen(t->base), path, strlen(path)) == 0);
   CHECK(rq->auth.p != NULL && strlen(rq->auth.p) == rq->auth.len);
   CHECK(strncmp(rq->auth.p, "Authorization: ", 15) == 0);
   CHECK(cpt_check_header_value(rq->auth.p, rq->auth.len) == 0);
@@ -121,14 +150,14 @@ static void check_built(const cpt_request_t *rq, const cpt_target_t *t, cpt_op_t
     CHECK((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
           strchr("-._~%=&", c) != NULL);
   }
-  CHECK(rq->op == op && rq->post == (op != CPT_OP_LIST));
-  if (op != CPT_OP_LIST) CHECK(cpt_check_name(rq->name, strlen(rq->name)) == 0);
-  if (op == CPT_OP_RENAME) {
-    CHECK(cpt_check_name(rq->new_name, strlen(rq->new_name)) == 0);
-    CHECK(strcmp(rq->name, rq->new_name) != 0);
+  CHECK(rq->op == op && rq->post == op->post && (op->post || rq->body.len == 0));
+  for (k = 0; op->params[k].field; k++) {
+    if (op->params[k].type == CPT_PT_NAME)
+      CHECK(cpt_check_name(rq->vals[k].s, strlen(rq->vals[k].s)) == 0);
+    if (op->params[k].type == CPT_PT_EPOCH)
+      CHECK(rq->vals[k].n == 0 || (rq->vals[k].n > NOW && rq->vals[k].n <= CPT_EXPIRES_MAX));
   }
-  CHECK(rq->expires_at == 0 || (op == CPT_OP_CREATE && rq->expires_at > NOW &&
-                                rq->expires_at <= CPT_EXPIRES_MAX));
+  CHECK(op->check == NULL || op->check(rq, args, err, sizeof err) == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -140,11 +169,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const uint8_t *d = data;
   size_t left = size;
   long long expires = 0;
-  cpt_op_t op;
-  int cred, rc, round;
+  cpt_arg_t args[CPT_PARAMS_MAX];
+  int op, cred, rc, round;
 
   if (size < 1) return 0;
-  op = (cpt_op_t)(d[0] & 3);
+  op = ((d[0] & 3) | ((d[0] >> 2) & 4)) % cpt_ops_count;
   cred = (d[0] >> 2) & 3;
   d++, left--;
   url = next_piece(&d, &left);
@@ -189,13 +218,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   name_s = exact(name);
   new_s = exact(new_name);
   for (round = 0; round < 2; round++) {
-    cpt_op_t o = round == 0 ? op : (cpt_op_t)((op + 1) & 3);
+    const cpt_op_t *o = &cpt_ops[round == 0 ? op : (op + 1) % cpt_ops_count];
     err[0] = '\0';
-    rc = cpt_request_build(&rq, &t, o, o == CPT_OP_LIST ? NULL : name_s, name.n, new_s, new_name.n,
-                           expires, NOW, err, sizeof err);
+    make_args(o, name_s, name.n, new_s, new_name.n, expires, args);
+    rc = cpt_request_build(&rq, &t, o, args, NOW, err, sizeof err);
     CHECK(rc == 0 || rc == -1);
+    CHECK(rq.op == o);
     if (rc == 0) {
-      check_built(&rq, &t, o);
+      check_built(&rq, &t, o, args);
     } else {
       check_one_line(err, sizeof err);
       /* A refusal quotes the names and numbers it refuses, never the secret. */

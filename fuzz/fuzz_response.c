@@ -2,8 +2,10 @@
  * fuzz_response.c: libFuzzer target for the reply decoder (csrc/response.c).
  *
  * Input: two header bytes, then the body.
- *   byte 0: bits 0-1 the operation (create, list, rename, revoke), bit 2 a WHM
- *           request, bits 3-4 the content type, bit 5 an expiry on create
+ *   byte 0: bits 0-1 and 6 the operation (an index into the table of
+ *           operations, ops.c, modulo its size: create, list, rename, revoke,
+ *           listaccts, ...), bit 2 a WHM request, bits 3-4 the content type,
+ *           bit 5 an expiry on create
  *   byte 1: the HTTP status (one of STATUSES)
  * The decoder runs inside lua_pcall with the real private cjson.safe instance
  * (luaopen_cptokens_core), exactly as client:list() and friends call it.
@@ -56,7 +58,7 @@ static int field_type(int idx, const char *k) {
 }
 
 /* Checks the n values the decoder returned, at the top of the stack. */
-static void check_result(int n, cpt_op_t op) {
+static void check_result(int n, const cpt_op_t *op) {
   int v = lua_gettop(L) - n + 1, i, known = 0;
   CHECK(n >= 1 && n <= 2);
   if (lua_isnil(L, v)) {
@@ -76,13 +78,11 @@ static void check_result(int n, cpt_op_t op) {
     CHECK(field_type(v + 1, "errors") == LUA_TNIL || field_type(v + 1, "errors") == LUA_TTABLE);
     return;
   }
-  switch (op) {
-  case CPT_OP_CREATE:
+  if (strcmp(op->name, "create") == 0) {
     CHECK(n == 1 && lua_type(L, v) == LUA_TTABLE);
     CHECK(field_type(v, "token") == LUA_TSTRING && field_type(v, "name") == LUA_TSTRING);
     CHECK(field_type(v, "create_time") == LUA_TNUMBER);
-    break;
-  case CPT_OP_LIST:
+  } else if (strcmp(op->name, "list") == 0) {
     CHECK(n == 1 && lua_type(L, v) == LUA_TTABLE);
     for (i = 1; lua_rawgeti(L, v, i) != LUA_TNIL; i++) {
       CHECK(lua_type(L, -1) == LUA_TTABLE);
@@ -92,13 +92,18 @@ static void check_result(int n, cpt_op_t op) {
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
-    break;
-  case CPT_OP_REVOKE:
+  } else if (strcmp(op->name, "listaccts") == 0) {
+    CHECK(n == 1 && lua_type(L, v) == LUA_TTABLE);
+    for (i = 1; lua_rawgeti(L, v, i) != LUA_TNIL; i++) {
+      CHECK(lua_type(L, -1) == LUA_TTABLE && field_type(-1, "user") == LUA_TSTRING);
+      CHECK(field_type(-1, "suspended") == LUA_TBOOLEAN);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  } else if (strcmp(op->name, "revoke") == 0) {
     CHECK(n == 2 && lua_toboolean(L, v) && lua_type(L, v + 1) == LUA_TBOOLEAN);
-    break;
-  case CPT_OP_RENAME:
-    CHECK(n == 1 && lua_toboolean(L, v));
-    break;
+  } else {
+    CHECK(n >= 1 && lua_toboolean(L, v));
   }
 }
 
@@ -137,12 +142,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int rc;
   if (size < 2) return 0;
   memset(&rq, 0, sizeof rq);
-  rq.op = (cpt_op_t)(data[0] & 3);
+  rq.op = &cpt_ops[((data[0] & 3) | ((data[0] >> 4) & 4)) % cpt_ops_count];
   rq.whm = (data[0] >> 2) & 1;
-  rq.post = rq.op != CPT_OP_LIST;
-  memcpy(rq.name, "deploy", 7);
-  if (rq.op == CPT_OP_RENAME) memcpy(rq.new_name, "deploy-old", 11);
-  if (rq.op == CPT_OP_CREATE && (data[0] & 0x20)) rq.expires_at = 1900000000;
+  rq.post = rq.op->post;
+  /* The context a built request would have: names, and create's expiry. */
+  memcpy(rq.vals[0].s, "deploy", 7);
+  memcpy(rq.vals[1].s, "deploy-old", 11);
+  if (strcmp(rq.op->name, "create") == 0 && (data[0] & 0x20)) rq.vals[1].n = 1900000000;
   c.rq = &rq;
   c.ctype = CTYPES[(data[0] >> 3) & 3];
   c.status = STATUSES[data[1] % (sizeof STATUSES / sizeof STATUSES[0])];

@@ -4,7 +4,7 @@
 local core = require "cptokens.core"
 local time = require "cptokens.time"
 
-local error, getmetatable, pairs, tostring, type = error, getmetatable, pairs, tostring, type
+local error, getmetatable, ipairs, pairs, tostring, type = error, getmetatable, ipairs, pairs, tostring, type
 
 local _M = {
   _VERSION = core._VERSION,
@@ -126,13 +126,18 @@ function Client:create(name, opts)
 end
 
 local BATCH_OPTIONS = { concurrency = true }
-local JOB_FIELDS = { client = true, op = true, name = true, new_name = true,
-                     expires_in = true, expires_at = true }
+-- A job's fields: client, op, expires_in (create's, read here) and every
+-- parameter of every operation of the C table.
+local JOB_FIELDS = { client = true, op = true, expires_in = true }
+for _, op in ipairs(core.ops) do
+  for _, field in ipairs(op.fields) do JOB_FIELDS[field] = true end
+end
 
 --- cptokens.batch(jobs [, { concurrency = 10 }]) -> results
 -- Runs many operations, on one client or many, concurrently through one
 -- libcurl multi handle (no threads). jobs[i] = { client = c, op = "create" |
--- "list" | "rename" | "revoke", name =, new_name =, expires_in = | expires_at = }.
+-- "list" | "rename" | "revoke", name =, new_name =, expires_in = | expires_at = }
+-- (op: any name of core.ops, with the fields of its parameters).
 -- results[i] = { ok = true, value = v [, existed = b] } or { ok = false, err = e },
 -- in job order, each exactly what the single call would have returned.
 function _M.batch(jobs, opts)
@@ -175,8 +180,10 @@ function _M.batch(jobs, opts)
     if err then
       results[i] = { ok = false, err = err }
     else
-      send[#send + 1] = { client = job.client, op = job.op, name = job.name,
-                          new_name = job.new_name, expires_at = expires_at }
+      local copy = {}
+      for k, v in pairs(job) do copy[k] = v end
+      copy.expires_in, copy.expires_at = nil, expires_at
+      send[#send + 1] = copy
       where[#send] = i
     end
   end
@@ -205,25 +212,22 @@ function Client:info()
   return info
 end
 
--- Inside nginx: each call picks its transport (see _M.transport).
+-- Inside nginx: each call picks its transport (see _M.transport). One wrapper
+-- per operation of the C table (core.ops), around its libcurl method.
 if ngx_transport then
-  local c_create, c_list, c_revoke, c_rename = Client._create, Client.list, Client.revoke, Client.rename
   local transport, perform = _M.transport, ngx_transport.perform
-
-  local function call(self, op, c_method, a, b)
-    local t, err = transport(self)
-    if t == "curl" then return c_method(self, a, b) end
-    if not t then
-      err.message = op .. ": " .. err.message
-      return nil, err
+  for _, op in ipairs(core.ops) do
+    local name, c_method = op.name, Client[op.method]
+    Client[op.method] = function(self, ...)
+      local t, err = transport(self)
+      if t == "curl" then return c_method(self, ...) end
+      if not t then
+        err.message = name .. ": " .. err.message
+        return nil, err
+      end
+      return perform(self, name, ...)
     end
-    return perform(self, op, a, b)
   end
-
-  function Client:_create(name, expires_at) return call(self, "create", c_create, name, expires_at) end
-  function Client:list() return call(self, "list", c_list) end
-  function Client:revoke(name) return call(self, "revoke", c_revoke, name) end
-  function Client:rename(name, new_name) return call(self, "rename", c_rename, name, new_name) end
 end
 
 -- Rotation (client:rotate, prune, audit) and cptokens.store are loaded at their first use,

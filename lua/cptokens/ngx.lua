@@ -443,8 +443,9 @@ end
 function _M.request(client, rq)
   local s = settings_of(client)
   local op = rq.op or "request"
-  local _, host, authority = split_url(rq.url or "")
-  if not host or host == "" then return fail("invalid", op, "the request has no host") end
+  -- _prepare gives the host and the authority (host[:port] as in the URL, for Host:)
+  local host, authority = rq.host and lower(rq.host), rq.authority
+  if not host or host == "" or not authority then return fail("invalid", op, "the request has no host") end
   ngx.update_time()
   local start = now()
   local deadline = start + s.timeout
@@ -502,10 +503,10 @@ function _M.request(client, rq)
   end
 end
 
---- Runs op ("create", "list", "rename", "revoke") for client over a cosocket:
--- what the client method returns (values, or nil, err).
-function _M.perform(client, op, a, b)
-  local rq, err = client:_prepare(op, a, b)
+--- Runs op (a name of core.ops) with the method's arguments for client over a
+-- cosocket: what the client method returns (values, or nil, err).
+function _M.perform(client, op, ...)
+  local rq, err = client:_prepare(op, ...)
   if not rq then return nil, err end
   local status, ctype, body = _M.request(client, rq)
   if not status then

@@ -4,7 +4,8 @@ Fake cPanel & WHM server for the cptokens test suite.
 
 Runs inside nginx (lua-nginx-module, one worker: all state lives in this
 module). It implements /work/shared/cpanel-api.md: the UAPI Tokens module on
-the cPanel ports, the WHM /json-api/cpanel wrapper, and fault injection.
+the cPanel ports, the WHM /json-api/cpanel wrapper, WHM API 1 listaccts,
+and fault injection.
 spec/support/server.lua starts it and drives it through the control port.
 
 Entry points (see nginx.conf.in): api(port_name), other(), control().
@@ -19,6 +20,10 @@ Choices where the spec leaves room:
     any path; valid token auth outside /execute/ and /json-api/cpanel gives
     403; valid password auth on /frontend/... gives a 200 HTML stub, other
     paths 404.
+  * WHM API 1 listaccts (WHM port): every cPanel account for root, the owned
+    ones for a reseller; domain <user>.example; search on user, domain or
+    owner (exact, or regex by default); a bad regex is metadata.result 0.
+    Without api.version=1 it answers API 0's shape, as WHM does.
   * Query and form body are merged, the body wins on a clash; a repeated
     parameter uses its last value; `?name` (no value) counts as empty.
 ]]
@@ -29,7 +34,8 @@ local M = {}
 M.accounts = {
   alice = { kind = "cpanel", user = "alice", password = "alice-Pa55word!", apitokens = true },
   bob = { kind = "cpanel", user = "bob", password = "bob-Pa55word!", apitokens = true, otp = "424242" },
-  carol = { kind = "cpanel", user = "carol", password = "carol-Pa55word!", apitokens = false },
+  carol = { kind = "cpanel", user = "carol", password = "carol-Pa55word!", apitokens = false,
+            suspended = true },
   -- a password whose HTML-escaped and percent-encoded forms differ from it
   dave = { kind = "cpanel", user = "dave", password = "d&ve<Pa55> \"w'rd%!", apitokens = true },
   root = { kind = "whm", user = "root", token = "ROOTWHMTOKEN0000000000000000000A", owns_all = true },
@@ -393,19 +399,70 @@ local function serve_cpanel(rec, secret)
   return html(404, "<html><head><title>Not Found</title></head><body>Not Found</body></html>\n")
 end
 
+-- Whether the WHM account w may act for the cPanel account user.
+local function may_act(w, user)
+  if w.owns_all then return true end
+  for _, owned in ipairs(w.owns) do
+    if owned == user then return true end
+  end
+  return false
+end
+
+-- The reseller that owns user, or root.
+local function owner_of(user)
+  for name, a in pairs(M.accounts) do
+    if a.kind == "whm" and not a.owns_all and may_act(a, user) then return name end
+  end
+  return "root"
+end
+
+-- WHM API 1's envelope; a reason makes it a failure.
+local function whm1(command, data, reason)
+  return '{"data":' .. (data or "{}") .. ',"metadata":{"command":' .. jstr(command)
+    .. ',"reason":' .. jstr(reason or "OK") .. ',"result":' .. (reason and "0" or "1")
+    .. ',"version":1}}'
+end
+
+-- Whether account record rec matches listaccts' search; nil, why for a bad regex.
+local function matches(rec, args)
+  local search = param(args, "search")
+  if not search or search == "" then return true end
+  local v = rec[param(args, "searchtype") or "user"] or ""
+  if param(args, "searchmethod") == "exact" then return v == search end
+  local from, _, err = ngx.re.find(v, search, "jo")
+  if err then return nil, "Invalid regular expression: " .. err end
+  return from ~= nil
+end
+
+-- listaccts for the WHM account w: zero accounts is OK with no `acct` key.
+local function listaccts(w, args)
+  if param(args, "api.version") ~= "1" then return '{"acct":[],"status":1,"statusmsg":"Ok"}' end
+  local names, items = {}, {}
+  for user, a in pairs(M.accounts) do
+    if a.kind == "cpanel" and may_act(w, user) then names[#names + 1] = user end
+  end
+  table.sort(names)
+  for _, user in ipairs(names) do
+    local rec = { user = user, domain = user .. ".example", owner = owner_of(user) }
+    local ok, why = matches(rec, args)
+    if why then return whm1("listaccts", nil, why) end
+    if ok then
+      items[#items + 1] = '{"domain":' .. jstr(rec.domain) .. ',"owner":' .. jstr(rec.owner)
+        .. ',"suspended":' .. (M.accounts[user].suspended and "1" or "0") .. ',"user":' .. jstr(user) .. "}"
+    end
+  end
+  if #items == 0 then return whm1("listaccts", "{}") end
+  return whm1("listaccts", '{"acct":[' .. table.concat(items, ",") .. "]}")
+end
+
 local function serve_whm(rec, secret)
   local w = rec.auth == "whm" and rec.auth_user and M.accounts[rec.auth_user]
   if not w or w.kind ~= "whm" or secret ~= w.token then return reply(403, "application/json", WHM_DENIED) end
+  if rec.uri == "/json-api/listaccts" then return json(listaccts(w, rec.args)) end
   if rec.uri ~= "/json-api/cpanel" then
     return html(404, "<html><head><title>Not Found</title></head><body>Not Found</body></html>\n")
   end
-  return json(jsonapi(rec.args, function(u)
-    if w.owns_all then return true end
-    for _, owned in ipairs(w.owns) do
-      if owned == u then return true end
-    end
-    return false
-  end))
+  return json(jsonapi(rec.args, function(u) return may_act(w, u) end))
 end
 
 local function is_list(rec)

@@ -1,0 +1,87 @@
+/*
+ * error.c: the error type every area returns.
+ *
+ * An error is a plain table {kind, message, status?, errors?} with the
+ * metatable "cptokens.Error", whose __tostring gives "cptokens: kind: message".
+ * It depends on nothing but Lua: every other area may call it.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cptokens.h"
+
+#define ERROR_MT "cptokens.Error"
+
+static void push_error(lua_State *L, const char *kind, long status, const char *msg) {
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, kind);
+  lua_setfield(L, -2, "kind");
+  lua_pushstring(L, msg);
+  lua_setfield(L, -2, "message");
+  if (status > 0) {
+    lua_pushinteger(L, (lua_Integer)status);
+    lua_setfield(L, -2, "status");
+  }
+  luaL_getmetatable(L, ERROR_MT);
+  lua_setmetatable(L, -2);
+}
+
+int cpt_error(lua_State *L, const char *kind, long status, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  lua_pushnil(L);
+  push_error(L, kind, status, msg);
+  return 2;
+}
+
+int cpt_error_with(lua_State *L, const char *kind, long status, int errors_idx, const char *msg) {
+  errors_idx = cpt_absindex(L, errors_idx);
+  lua_pushnil(L);
+  push_error(L, kind, status, msg);
+  lua_pushvalue(L, errors_idx);
+  lua_setfield(L, -2, "errors");
+  return 2;
+}
+
+int cpt_is_error(lua_State *L, int idx) {
+  int is;
+  if (!lua_getmetatable(L, idx)) return 0;
+  luaL_getmetatable(L, ERROR_MT);
+  is = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return is;
+}
+
+static int error_tostring(lua_State *L) {
+  lua_getfield(L, 1, "kind");
+  lua_getfield(L, 1, "message");
+  lua_pushfstring(L, "cptokens: %s: %s", luaL_optstring(L, -2, "?"), luaL_optstring(L, -1, "?"));
+  return 1;
+}
+
+/* core.error(kind, message [, status]) -> a new error object (for the Lua layer). */
+static int l_error(lua_State *L) {
+  static const char *const kinds[] = {CPT_EINVALID, CPT_EAUTH, CPT_EAPI, CPT_EHTTP, CPT_ETLS,
+                                      CPT_ETIMEOUT, CPT_ENETWORK, CPT_EPROTOCOL, NULL};
+  int k = luaL_checkoption(L, 1, NULL, kinds);
+  const char *msg = luaL_checkstring(L, 2);
+  long status = (long)luaL_optinteger(L, 3, 0);
+  push_error(L, kinds[k], status, msg);
+  return 1;
+}
+
+void cpt_error_open(lua_State *L) {
+  if (luaL_newmetatable(L, ERROR_MT)) {
+    lua_pushcfunction(L, error_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushstring(L, ERROR_MT);
+    lua_setfield(L, -2, "__name");
+  }
+  lua_setfield(L, -2, "Error");
+  lua_pushcfunction(L, l_error);
+  lua_setfield(L, -2, "error");
+}
