@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -313,10 +314,17 @@ static int start_job(CURLM *multi, cpt_job_t *j) {
 
 /* Whether a finished transfer was a refusal of its credential (a failed login). */
 static int refused(const cpt_xfer_t *x) {
+  const char *c;
+  size_t i = 0;
   if (x->kind != NULL) return 0;
   if (x->status == 401 || x->status == 403) return 1;
-  /* a login page instead of JSON: the front end did not take the credential */
-  return x->status == 200 && strstr(x->ctype, "html") != NULL;
+  if (x->status != 200) return 0;
+  /* a login page instead of JSON: the front end did not take the credential (read as the
+   * decoder reads it: an html content type, any case, or a body that starts with '<') */
+  for (c = x->ctype; *c; c++)
+    if (strncasecmp(c, "html", 4) == 0) return 1;
+  while (i < x->body.len && strchr(" \t\r\n", x->body.p[i]) != NULL) i++;
+  return i < x->body.len && x->body.p[i] == '<';
 }
 
 /* Marks a job its gate holds back after a refusal: never sent, kind auth. */

@@ -76,6 +76,11 @@ static int resolve(const char *path, char *out, size_t outlen) {
     return 0;
   }
   if (realpath(path, buf) == NULL) return -1;
+  {
+    struct stat ts;
+    /* root following a user's link to a file of someone else's (/etc/shadow): refused */
+    if (geteuid() == 0 && stat(buf, &ts) == 0 && ts.st_uid != st.st_uid) return errno = EPERM, -1;
+  }
   if (strlen(buf) + 1 > outlen) return errno = ENAMETOOLONG, -1;
   memcpy(out, buf, strlen(buf) + 1);
   return 0;
@@ -170,7 +175,8 @@ static int sync_dir(const char *dir) {
  */
 static int take_over(int fd, const char *target) {
   struct stat st;
-  if (stat(target, &st) != 0) return errno == ENOENT ? 0 : -1;
+  if (lstat(target, &st) != 0) return errno == ENOENT ? 0 : -1;
+  if (S_ISLNK(st.st_mode)) return 0; /* (only with nofollow: the link is replaced) */
   if ((st.st_uid != geteuid() || st.st_gid != getegid()) && fchown(fd, st.st_uid, st.st_gid) != 0)
     return -1;
   return fchmod(fd, (st.st_mode & 0770) | 0600);
@@ -181,11 +187,17 @@ static int l_atomic_write(lua_State *L) {
   size_t n;
   const char *path = check_path(L, 1);
   const char *data = luaL_checklstring(L, 2, &n);
+  int nofollow = lua_toboolean(L, 3);
   char target[4096], dir[4096], tmp[4200];
   const char *what = "cannot write";
   int fd, e;
-  if (resolve(path, target, sizeof target) != 0)
+  if (nofollow) {
+    /* A path resolved earlier (under the file's lock): a link put there since is replaced,
+     * never followed, and lends nothing (take_over looks at the link itself). */
+    snprintf(target, sizeof target, "%s", path);
+  } else if (resolve(path, target, sizeof target) != 0) {
     return fail(L, "cannot follow the symbolic link", path, errno);
+  }
   if (dir_of(target, dir, sizeof dir) != 0) return fail(L, "cannot use", path, ENAMETOOLONG);
   remove_stale(dir, target);
   snprintf(tmp, sizeof tmp, "%s" TMP_SUFFIX, target);
@@ -204,7 +216,9 @@ static int l_atomic_write(lua_State *L) {
   }
   fd = -1;
   if (rename(tmp, target) != 0) goto failed;
-  if ((e = sync_dir(dir)) != 0) return fail(L, "cannot sync the directory of", path, e);
+  /* The file is replaced now: a directory that cannot be synced must not make the caller
+   * think it was not (rotation would revoke the token the file now holds). */
+  (void)sync_dir(dir);
   lua_pushboolean(L, 1);
   return 1;
 failed:
@@ -298,24 +312,33 @@ static int l_lock(lua_State *L) {
   lua_Number wait = luaL_optnumber(L, 2, 0);
   const char *like = luaL_optstring(L, 3, NULL);
   long waited = 0, limit = wait > 0 ? (long)(wait * 1000) : 0;
-  struct stat st;
+  struct stat st, ls;
   lock_t *k;
-  int fd;
+  int fd, created = 0;
   k = (lock_t *)lua_newuserdata(L, sizeof *k);
   k->fd = -1;
   luaL_getmetatable(L, LOCK_MT);
   lua_setmetatable(L, -2);
-  fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0) {
+    created = 1;
+  } else if (errno == EEXIST) {
+    fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  }
   if (fd < 0) return fail(L, "cannot open the lock file", path, errno);
   k->fd = fd;
   if (fstat(fd, &st) != 0) return fail(L, "cannot use the lock file", path, errno);
-  if (!S_ISREG(st.st_mode)) return fail(L, "cannot use the lock file", path, EINVAL);
-  if (like != NULL) {
-    struct stat ls;
+  /* Its journal decides what is revoked: only a private file of ours or of the token
+   * file's owner will do (no hard link to something else, no stranger's file). */
+  if (!S_ISREG(st.st_mode) || st.st_nlink != 1) return fail(L, "cannot use the lock file", path, EINVAL);
+  if (like != NULL && stat(like, &ls) == 0) {
+    if (st.st_uid != geteuid() && st.st_uid != ls.st_uid)
+      return fail(L, "refusing the lock file (owned by another user)", path, EPERM);
     /* So that the account the token file belongs to can rotate it too. */
-    if (stat(like, &ls) == 0 && (ls.st_uid != st.st_uid || ls.st_gid != st.st_gid) &&
-        st.st_uid == geteuid())
+    if (created && (ls.st_uid != st.st_uid || ls.st_gid != st.st_gid))
       (void)fchown(fd, ls.st_uid, ls.st_gid);
+  } else if (st.st_uid != geteuid()) {
+    return fail(L, "refusing the lock file (owned by another user)", path, EPERM);
   }
   for (;;) {
     if (flock(fd, LOCK_EX | LOCK_NB) == 0) return 1;

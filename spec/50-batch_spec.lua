@@ -62,6 +62,19 @@ describe("cptokens.batch", function()
       end
     end)
 
+    it("a login page (HTML with status 200) is a refusal too: one request, the rest held back", function()
+      srv:fault("login")
+      local jobs = {}
+      for i = 1, 10 do jobs[i] = { client = alice, op = "list" } end
+      local results = cptokens.batch(jobs, { concurrency = 5 })
+      srv:clear_faults()
+      assert.are.equal(1, srv:count())
+      for i, r in ipairs(results) do
+        assert.are.equal("auth", r.err.kind)
+        assert.are.equal(i > 1, r.err.not_sent == true)
+      end
+    end)
+
     it("a refused credential stops only its own jobs: other credentials and servers go on", function()
       local bad = new { user = "alice", password = "wrong-password" }
       local w = new { url = srv.whm_url, user = "alice", whm_token = srv.accounts.root.token }

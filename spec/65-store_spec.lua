@@ -245,6 +245,17 @@ io.write(ok and "saved" or tostring(err))
       invalid(store.check(dir .. "/dangling.json"))
     end)
 
+    it("as root, refuses a link to a file of another user (a user's link to /etc/shadow)", function()
+      local dir = fresh_dir()
+      local victim = dir .. "/victim"
+      write_file(victim, "precious\n")
+      assert(util.execute("chown nobody " .. shell_quote(victim)))
+      assert(util.execute("ln -s victim " .. shell_quote(dir .. "/t.json")))
+      -- the link is root's here, the target nobody's: the same as a user's link to root's file
+      invalid(store.save(dir .. "/t.json", TOK, conn()))
+      assert.are.equal("precious\n", read_file(victim))
+    end)
+
     it("removes temporaries a killed writer left behind, and nothing else", function()
       local dir = fresh_dir()
       local path = dir .. "/t.json"
@@ -297,6 +308,19 @@ lock:release()
       lock = assert(store.lock(path, 5))
       lock:release()
       assert.are.same({ "fifo", "hold.lua", "t.json.lock" }, util.list_dir(dir))
+    end)
+
+    it("refuses a lock file that is a hard link or belongs to a stranger", function()
+      local dir = fresh_dir()
+      write_file(dir .. "/other", "x")
+      assert(util.execute("ln " .. shell_quote(dir .. "/other") .. " " .. shell_quote(dir .. "/h.json.lock")))
+      local lock, err = store.lock(dir .. "/h.json", 0)
+      assert.is_nil(lock)
+      assert.are.equal("invalid", err.kind)
+      write_file(dir .. "/s.json.lock", "")
+      assert(util.execute("chown nobody " .. shell_quote(dir .. "/s.json.lock")))
+      assert.is_nil((store.lock(dir .. "/s.json", 0)))
+      assert.are.equal("x", read_file(dir .. "/other"))
     end)
 
     it("keeps a journal of names (never a secret) that survives the process", function()

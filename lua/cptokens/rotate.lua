@@ -411,8 +411,16 @@ local function create_new(self, cfg, c)
     end
     tok, err = self:create(name, cfg.expires_at and { expires_at = cfg.expires_at } or nil)
     if tok or not conflict(err) then break end
-    -- Someone else took that name meanwhile: nothing was made, try the next.
+    -- Someone else took that name meanwhile: nothing was made, try the next (and never
+    -- treat that token, which is not ours, as an orphan of ours).
     c.taken[name] = true
+    if cfg.lock then
+      local rest = {}
+      for _, p in ipairs(cfg.journal.pending) do
+        if p ~= name then rest[#rest + 1] = p end
+      end
+      cfg.journal.pending = rest
+    end
     name, n = next_name(cfg.prefix, os_date("!%Y%m%d%H%M%S"), c.taken, c.entries, n)
   end
   if not tok then return nil, step_error("create", err, "; no old token was touched") end
@@ -447,7 +455,9 @@ end
 --- Step 5: hands the verified token to the store. true, or nil, cause.
 local function store_new(cfg, tok, kept)
   if type(cfg.store) == "string" then
-    return store.save(cfg.store, tok, cfg.conn, { history = kept })
+    -- the file the lock was taken for, resolved then: a link put in its place since is
+    -- replaced, never followed
+    return store.save(cfg.lock.target, tok, cfg.conn, { history = kept, nofollow = true })
   end
   local pok, r1, r2 = pcall(cfg.store, copy(tok))
   if not pok then return nil, "the store function raised an error: " .. tostring(r1) end

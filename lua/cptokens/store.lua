@@ -12,7 +12,7 @@
 -- directory fsync'd. A reader sees the old file or the new one, never a mix,
 -- and nobody else can read it at any moment.
 --
---   store.save(path, tok, conn [, { history = names }]) -> true | nil, err
+--   store.save(path, tok, conn [, { history = names, nofollow = bool }]) -> true | nil, err
 --   store.load(path)             -> options, meta | nil, err
 --   store.check(path [, conn])   -> true | nil, err
 --   store.lock(path [, seconds]) -> lock | nil, err   (lock:journal(), lock:record(t),
@@ -213,7 +213,7 @@ function _M.save(path, tok, conn, opts)
   end
   if not plain_string(tok.token) then return fail("the token is empty or has control characters") end
   local msg
-  ok, msg = core.atomic_write(path, encode(tok, conn, history))
+  ok, msg = core.atomic_write(path, encode(tok, conn, history), opts and opts.nofollow)
   if not ok then return fail(msg) end
   return true
 end
@@ -344,7 +344,7 @@ function _M.lock(path, seconds)
     e.busy = busy or nil
     return nil, e
   end
-  return setmetatable({ k = k, path = target .. ".lock" }, Lock)
+  return setmetatable({ k = k, path = target .. ".lock", target = target }, Lock)
 end
 
 return _M
