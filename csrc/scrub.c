@@ -168,12 +168,35 @@ void cpt_needles(lua_State *L, cpt_needles_t *nd, const char *auth, size_t len, 
   if (colon != NULL) add_forms(nd, s, colon + 1, clen - (size_t)(colon + 1 - cred));
 }
 
+/*
+ * The length of the longest tail of str (n bytes) that is the start of a
+ * needle, of NEEDLE_MIN bytes or more: what a message cut short (err.message
+ * is at most 512 bytes) leaves of a secret that was echoed across the cut.
+ */
+static size_t cut_tail(const char *str, size_t n, const cpt_needles_t *nd) {
+  size_t best = 0, t;
+  int k;
+  for (k = 0; k < nd->count; k++) {
+    for (t = nd->n[k] - 1; t >= NEEDLE_MIN && t > best; t--) {
+      if (t <= n && memcmp(str + n - t, nd->p[k], t) == 0) {
+        best = t;
+        break;
+      }
+    }
+  }
+  return best;
+}
+
 /* The string at idx with every needle replaced, pushed; 1 when it changed. */
 static int scrub_string(lua_State *L, int idx, const cpt_needles_t *nd) {
-  size_t n, i = 0;
+  size_t n, i = 0, tail;
   const char *str = lua_tolstring(L, idx, &n);
   luaL_Buffer b;
   int changed = 0, k;
+  /* (only a message long enough to have been cut: a short one that ends like the start of
+   * "user:secret", e.g. in the user name, is left alone) */
+  tail = n >= 500 ? cut_tail(str, n, nd) : 0;
+  n -= tail;
   luaL_buffinit(L, &b);
   while (i < n) {
     for (k = 0; k < nd->count; k++) {
@@ -187,6 +210,10 @@ static int scrub_string(lua_State *L, int idx, const cpt_needles_t *nd) {
       luaL_addchar(&b, str[i]);
       i++;
     }
+  }
+  if (tail) {
+    luaL_addstring(&b, REDACTED);
+    changed = 1;
   }
   luaL_pushresult(&b);
   return changed;

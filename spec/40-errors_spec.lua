@@ -55,6 +55,19 @@ describe("errors", function()
       if err.errors then assert.is_true(redacted > 0, label .. ": the echo was kept, scrubbed") end
     end
 
+    it("is scrubbed where a long message was cut in the middle of the secret", function()
+      local tok = "CUTTOKEN000000000000000000000000"
+      for pad = 470, 500, 3 do
+        srv:fault("notenvelope", { body = '{"status":0,"data":null,"errors":["' .. ("x"):rep(pad)
+          .. "cpanel alice:" .. tok .. '"]}' })
+        local _, err = client { user = "alice", token = tok }:list()
+        for len = 6, #tok do
+          assert.is_nil(err.message:find(tok:sub(1, len), 1, true), pad .. ": " .. len)
+        end
+      end
+      srv:clear_faults()
+    end)
+
     it("is scrubbed of every form, for each credential kind, alone and in a batch", function()
       DAVE_PW = srv.accounts.dave.password
       local BOB = srv.accounts.bob
