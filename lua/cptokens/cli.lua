@@ -985,7 +985,14 @@ function run.create(ctx, client, pos)
     copts = { expires_at = ctx.expires_at }
   end
   local path = opts.out
-  if path then check_out(path, file_conn(client)) end
+  if path then
+    check_out(path, file_conn(client)) -- a bad path is a usage error (exit 2)
+    -- the file's lock, as rotate takes it: never a save in the middle of a rotation of it
+    local lock, lerr = require("cptokens.store").lock(path, 30)
+    if not lock then exit_with(EXIT_FAIL, error_line(lerr, "--out: ")) end
+    ctx.out_lock = lock -- held until the process ends
+    check_out(path, file_conn(client)) -- again, now that no rotation can change it
+  end
 
   local tok, err = client:create(name, copts)
   if not tok then fail(err) end
