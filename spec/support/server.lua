@@ -182,4 +182,11 @@ function Server:seed_token(user, t) return self:_control("/seed_token", { user =
 --- The tokens the server holds for a user, secrets included (test-only).
 function Server:tokens(user) return self:_control("/tokens", { user = user }) or {} end
 
+--- Store a WHM token for a WHM account (root, res, lone): t = { name, token?, create_time?,
+-- expires_at?, acls? (nil: full access), whitelist_ips? }. Returns { name, token }.
+function Server:seed_whm_token(user, t) return self:_control("/seed_whm_token", { user = user, token = t }) end
+
+--- The WHM tokens the server holds for a WHM account, secrets included (test-only).
+function Server:whm_tokens(user) return self:_control("/whm_tokens", { user = user }) or {} end
+
 return server

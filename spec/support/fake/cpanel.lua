@@ -24,6 +24,9 @@ Choices where the spec leaves room:
     ones for a reseller; domain <user>.example; search on user, domain or
     owner (exact, or regex by default); a bad regex is metadata.result 0.
     Without api.version=1 it answers API 0's shape, as WHM does.
+  * WHM API 1 api_token_* (WHM port; see the WHM token section below): each
+    WHM account has its own tokens, which authenticate as that account,
+    limited to their ACLs and IP list.
   * Query and form body are merged, the body wins on a clash; a repeated
     parameter uses its last value; `?name` (no value) counts as empty.
 ]]
@@ -39,7 +42,28 @@ M.accounts = {
   -- a password whose HTML-escaped and percent-encoded forms differ from it
   dave = { kind = "cpanel", user = "dave", password = "d&ve<Pa55> \"w'rd%!", apitokens = true },
   root = { kind = "whm", user = "root", token = "ROOTWHMTOKEN0000000000000000000A", owns_all = true },
-  res = { kind = "whm", user = "res", token = "RESWHMTOKEN00000000000000000000B", owns = { "alice" } },
+  -- a reseller with an account of its own and a ceiling of ACLs its tokens never exceed
+  res = { kind = "whm", user = "res", token = "RESWHMTOKEN00000000000000000000B", owns = { "alice" },
+          acls = { "list-accts", "create-acct", "suspend-acct", "passwd", "create-user-session",
+                   "manage-api-tokens", "cpanel-api", "basic-whm-functions" } },
+  -- a reseller with no account at all (listaccts answers OK without `acct`)
+  lone = { kind = "whm", user = "lone", token = "LONEWHMTOKEN000000000000000000C", owns = {},
+           acls = { "list-accts", "manage-api-tokens" } },
+}
+
+-- The ACLs of cPanel & WHM 11.120 (cpanel-api.md, 3a): what root holds.
+M.BASE_ACLS = {
+  "list-accts", "show-bandwidth", "create-acct", "kill-acct", "suspend-acct", "upgrade-account", "ssl",
+  "ssl-buy", "ssl-gencrt", "edit-mx", "passwd", "create-dns", "kill-dns", "park-dns", "edit-dns", "add-pkg",
+  "edit-pkg", "thirdparty", "mailcheck", "news", "allow-shell", "viewglobalpackages",
+  "assign-root-account-enhancements", "allow-addoncreate", "allow-parkedcreate", "add-pkg-ip",
+  "add-pkg-shell", "allow-unlimited-pkgs", "allow-emaillimits-pkgs", "allow-unlimited-disk-pkgs",
+  "allow-unlimited-bw-pkgs", "status", "stats", "restart", "resftp", "edit-account", "limit-bandwidth",
+  "quota", "demo-setup", "rearrange-accts", "clustering", "locale-edit", "all", "acct-summary",
+  "basic-whm-functions", "create-user-session", "digest-auth", "generate-email-config",
+  "manage-api-tokens", "manage-oidc", "manage-styles", "mysql-info", "public-contact", "ssl-info",
+  "basic-system-info", "cors-proxy-get", "cpanel-integration", "list-pkgs", "manage-dns-records",
+  "ns-config", "track-email", "file-restore", "cpanel-api", "connected-applications",
 }
 
 local LQ, RQ = "\226\128\156", "\226\128\157" -- U+201C, U+201D
@@ -68,7 +92,11 @@ local function fresh_state()
   for user, a in pairs(M.accounts) do
     if a.kind == "cpanel" then tokens[user] = {} end
   end
-  return { tokens = tokens, faults = {}, log = {}, opts = {} }
+  local whm_tokens = {}
+  for user, a in pairs(M.accounts) do
+    if a.kind == "whm" then whm_tokens[user] = {} end
+  end
+  return { tokens = tokens, whm_tokens = whm_tokens, faults = {}, log = {}, opts = {} }
 end
 state = fresh_state()
 
@@ -169,8 +197,8 @@ end
 -- The UAPI function a request calls ("list", "create_full_access", ...), whichever API form.
 local function func_of(rec)
   if not rec then return nil end
-  local f = rec.uri:match("^/execute/[^/]*/(.*)$")
-  if f then return f end
+  local f = rec.uri:match("^/execute/[^/]*/(.*)$") or rec.uri:match("^/json%-api/([%w_]+)$")
+  if f and f ~= "cpanel" then return f end
   local v = rec.args and rec.args.cpanel_jsonapi_func
   if type(v) == "table" then v = v[#v] end
   return v
@@ -455,11 +483,294 @@ local function listaccts(w, args)
   return whm1("listaccts", '{"acct":[' .. table.concat(items, ",") .. "]}")
 end
 
-local function serve_whm(rec, secret)
+------------------------------------------------------- WHM API 1 api_token_*
+
+-- The values of a repeated parameter: key-0, key-1, ... in index order (a bare `key` too).
+local function repeated(args, key)
+  local idx = {}
+  for k in pairs(args) do
+    local n = type(k) == "string" and k:match("^" .. key:gsub("%-", "%%-") .. "%-(%d+)$")
+    if n then idx[#idx + 1] = tonumber(n) end
+  end
+  table.sort(idx)
+  local out = {}
+  local bare = param(args, key)
+  if bare ~= nil then out[1] = bare end
+  for _, n in ipairs(idx) do out[#out + 1] = param(args, key .. "-" .. n) end
+  return out, #out > 0
+end
+
+-- The ACLs the WHM account w holds, as a set.
+local function held_acls(w)
+  local set = {}
+  for _, a in ipairs(w.acls or M.BASE_ACLS) do set[a] = true end
+  return set
+end
+
+local function ipv4(s)
+  local a, b, c, d = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  if not a then return nil end
+  local parts = { tonumber(a), tonumber(b), tonumber(c), tonumber(d) }
+  for _, v in ipairs(parts) do
+    if v > 255 then return nil end
+  end
+  return table.concat(parts, ".")
+end
+
+-- An IPv6 address written out in full ("2001:0db8:0000:...:0001"), or nil.
+local function ipv6(s)
+  if not s:find(":", 1, true) or s:find("[^%x:]") then return nil end
+  local head, tail = s:match("^(.-)::(.*)$")
+  local function groups(t)
+    local g = {}
+    if t == "" then return g end
+    for part in (t .. ":"):gmatch("([^:]*):") do
+      if part == "" or #part > 4 then return nil end
+      g[#g + 1] = ("%04x"):format(tonumber(part, 16))
+    end
+    return g
+  end
+  local g
+  if head then
+    local h, t = groups(head), groups(tail)
+    if not h or not t or #h + #t > 7 then return nil end
+    g = h
+    for _ = 1, 8 - #h - #t do g[#g + 1] = "0000" end
+    for _, v in ipairs(t) do g[#g + 1] = v end
+  else
+    g = groups(s)
+    if not g or #g ~= 8 then return nil end
+  end
+  return table.concat(g, ":")
+end
+
+-- WHM's normal form of an allow-list entry: IPv4 with /32 dropped, IPv6 in full; nil if bad.
+local function normal_ip(v)
+  local addr, bits = v:match("^([^/]+)/(%d+)$")
+  addr = addr or v
+  local a4, a6 = ipv4(addr), ipv6(addr)
+  if not a4 and not a6 then return nil end
+  bits = bits and tonumber(bits)
+  if bits and bits > (a4 and 32 or 128) then return nil end
+  if a4 then return (bits and bits ~= 32) and (a4 .. "/" .. bits) or a4 end
+  return bits and (a6 .. "/" .. bits) or a6
+end
+
+local function ip_list(values)
+  local seen, out = {}, {}
+  for _, v in ipairs(values) do
+    local n = normal_ip(v)
+    if not n then return nil, "Invalid IP address or range: " .. v end
+    if not seen[n] then seen[n], out[#out + 1] = true, n end
+  end
+  if #out > 100 then return nil, "You may not specify more than 100 IP addresses." end
+  table.sort(out)
+  return out
+end
+
+local function ipv4_num(a)
+  local x, y, z, w = a:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  return ((tonumber(x) * 256 + tonumber(y)) * 256 + tonumber(z)) * 256 + tonumber(w)
+end
+
+-- Whether the client address is in the token's allow-list (IPv4 ranges and exact entries).
+local function ip_allowed(t, remote)
+  if not t.ips then return true end
+  for _, e in ipairs(t.ips) do
+    local net, bits = e:match("^(%d+%.%d+%.%d+%.%d+)/(%d+)$")
+    if e == remote then return true end
+    if net and remote:find("^%d+%.%d+%.%d+%.%d+$") then
+      local span = 2 ^ (32 - tonumber(bits))
+      if math.floor(ipv4_num(net) / span) == math.floor(ipv4_num(remote) / span) then return true end
+    end
+  end
+  return false
+end
+
+local function full_access(t) return t.acls == nil or t.acls_set.all end
+
+local function jarray(list)
+  local items = {}
+  for i, v in ipairs(list) do items[i] = jstr(v) end
+  return "[" .. table.concat(items, ",") .. "]"
+end
+
+-- A token's record; acls as an array (create, update, details) or as WHM's list
+-- object of 0/1 flags over every ACL the owner holds; no ACL list: null.
+local function whm_token_json(t, w, flags, secret)
+  local acls = "null"
+  if t.acls and flags then
+    local names = {}
+    for a in pairs(held_acls(w)) do names[#names + 1] = a end
+    table.sort(names)
+    for i, a in ipairs(names) do names[i] = jstr(a) .. ":" .. (t.acls_set[a] and "1" or "0") end
+    acls = "{" .. table.concat(names, ",") .. "}"
+  elseif t.acls then
+    acls = jarray(t.acls)
+  end
+  return "{" .. (secret and '"token":' .. jstr(t.token) .. "," or "")
+    .. '"name":' .. jstr(t.name) .. ',"create_time":' .. jnum(t.create_time)
+    .. ',"expires_at":' .. (t.expires_at and jnum(t.expires_at) or "null")
+    .. ',"acls":' .. acls .. ',"whitelist_ips":' .. (t.ips and jarray(t.ips) or "null") .. "}"
+end
+
+local WHM_TOKENS = {}
+
+local function set_of(list)
+  local s = {}
+  for _, v in ipairs(list) do s[v] = true end
+  return s
+end
+
+-- The ACLs to grant (nil: none given), or nil, why when w does not hold one.
+local function grant(w, args)
+  local acls, given = repeated(args, "acl")
+  if not given then return nil end
+  local held, bad = held_acls(w), {}
+  for _, a in ipairs(acls) do
+    if not held[a] then bad[#bad + 1] = a end
+  end
+  if #bad > 0 then return nil, "Invalid or unauthorized ACL(s) specified: " .. table.concat(bad, ", ") end
+  table.sort(acls)
+  return acls
+end
+
+local function whm_expiry(args)
+  local exp = param(args, "expires_at")
+  if exp == nil or exp == "" or exp == "0" then return nil, nil, exp ~= nil end
+  if not exp:match("^%d+$") then return nil, q(exp) .. " is not a valid UNIX epoch timestamp." end
+  if numcmp(exp, now_s()) <= 0 then return nil, "The " .. q(exp) .. " value must be a future date." end
+  return tonumber(exp)
+end
+
+local function set_ips(t, args)
+  local values, given = repeated(args, "whitelist_ip")
+  if not given then return true end
+  if #values == 1 and values[1] == "any" then
+    t.ips = nil
+    return true
+  end
+  local ips, why = ip_list(values)
+  if not ips then return nil, why end
+  t.ips = ips
+  return true
+end
+
+function WHM_TOKENS.api_token_create(w, list, args)
+  local fail = "The system failed to create the API token: "
+  local name = param(args, "token_name")
+  if name == nil or name == "" then return nil, fail .. "Provide the " .. q("token_name") .. " argument." end
+  if bad_name(name) then return nil, fail .. bad_name(name) end
+  if find(list, name) then return nil, fail .. "A conflicting API token with the name " .. q(name) .. " already exists." end
+  local acls, why = grant(w, args)
+  if why then return nil, why end
+  local exp
+  exp, why = whm_expiry(args)
+  if why then return nil, fail .. why end
+  local t = { name = name, token = new_token(), create_time = ngx.time(), expires_at = exp, acls = acls,
+              acls_set = set_of(acls or {}) }
+  local ok
+  ok, why = set_ips(t, args)
+  if not ok then return nil, fail .. why end
+  list[#list + 1] = t
+  local bad = take("bad_create")
+  if bad then return '{"name":' .. jstr(name) .. ',"create_time":' .. jnum(t.create_time) .. ',"token":null}' end
+  return whm_token_json(t, w, false, true)
+end
+
+function WHM_TOKENS.api_token_list(w, list)
+  local items = {}
+  for i, t in ipairs(list) do items[i] = jstr(t.name) .. ":" .. whm_token_json(t, w, true) end
+  shuffle(items)
+  return '{"tokens":{' .. table.concat(items, ",") .. "}}"
+end
+
+function WHM_TOKENS.api_token_update(w, list, args)
+  local fail = "The system failed to update the API token: "
+  local name = param(args, "token_name")
+  if name == nil or name == "" then return nil, fail .. "Provide the " .. q("token_name") .. " argument." end
+  local t = find(list, name)
+  if not t then return nil, fail .. "The API token " .. q(name) .. " does not exist." end
+  local new_name = param(args, "new_name")
+  if new_name and new_name ~= name then
+    if bad_name(new_name) then return nil, fail .. bad_name(new_name) end
+    if find(list, new_name) then return nil, fail .. "An API token with the name " .. q(new_name) .. " already exists." end
+  end
+  local acls, why = grant(w, args)
+  if why then return nil, why end
+  local exp, never
+  exp, why, never = whm_expiry(args)
+  if why then return nil, fail .. why end
+  local copy = {}
+  for k, v in pairs(t) do copy[k] = v end
+  local ok
+  ok, why = set_ips(copy, args)
+  if not ok then return nil, fail .. why end
+  t.ips = copy.ips
+  if acls then t.acls, t.acls_set = acls, set_of(acls) end
+  if exp or never then t.expires_at = exp end
+  if new_name and new_name ~= "" then t.name = new_name end
+  return whm_token_json(t, w, false)
+end
+
+function WHM_TOKENS.api_token_revoke(_, list, args)
+  local names = repeated(args, "token_name")
+  if #names == 0 then return nil, "Provide at least one " .. q("token_name") .. " argument." end
+  for _, n in ipairs(names) do
+    local _, i = find(list, n)
+    if i then table.remove(list, i) end
+  end
+  return "{}"
+end
+
+function WHM_TOKENS.api_token_get_details(w, list, args)
+  local secret = param(args, "token")
+  if secret == nil or secret == "" then
+    return nil, "The system failed to read the API token: Provide the " .. q("token") .. " argument."
+  end
+  for _, t in ipairs(list) do
+    if t.token == secret and not expired(t.expires_at) then return whm_token_json(t, w, false) end
+  end
+  return nil, nil, true -- OK, without data
+end
+
+-- The ACL a call needs when made with a restricted token.
+local NEEDS = { listaccts = "list-accts", api_token_create = "manage-api-tokens",
+  api_token_list = "manage-api-tokens", api_token_update = "manage-api-tokens",
+  api_token_revoke = "manage-api-tokens", cpanel = "cpanel-api" }
+
+-- The WHM account a request authenticates as, and the token it used (nil: the account's own).
+local function whm_login(rec, secret)
   local w = rec.auth == "whm" and rec.auth_user and M.accounts[rec.auth_user]
-  if not w or w.kind ~= "whm" or secret ~= w.token then return reply(403, "application/json", WHM_DENIED) end
-  if rec.uri == "/json-api/listaccts" then return json(listaccts(w, rec.args)) end
-  if rec.uri ~= "/json-api/cpanel" then
+  if not w or w.kind ~= "whm" or not secret or secret == "" then return nil end
+  if secret == w.token then return w end
+  for _, t in ipairs(state.whm_tokens[w.user]) do
+    if t.token == secret and not expired(t.expires_at) and ip_allowed(t, ngx.var.remote_addr) then
+      return w, t
+    end
+  end
+end
+
+local function whm_api1(w, func, args)
+  local fn = WHM_TOKENS[func]
+  if param(args, "api.version") ~= "1" then -- API 0's shape
+    return '{"status":1,"statusmsg":"Ok","tokens":[]}'
+  end
+  local data, why, empty = fn(w, state.whm_tokens[w.user], args)
+  if empty then return '{"metadata":{"command":' .. jstr(func) .. ',"reason":"OK","result":1,"version":1}}' end
+  return whm1(func, data, why)
+end
+
+local function serve_whm(rec, secret)
+  local w, t = whm_login(rec, secret)
+  if not w then return reply(403, "application/json", WHM_DENIED) end
+  local func = rec.uri:match("^/json%-api/([%w_]+)$")
+  if t and NEEDS[func] and not full_access(t) and not t.acls_set[NEEDS[func]] then
+    return reply(403, "application/json", WHM_DENIED)
+  end
+  if func == "listaccts" then return json(listaccts(w, rec.args)) end
+  if func and WHM_TOKENS[func] then return json(whm_api1(w, func, rec.args)) end
+  if func ~= "cpanel" then
     return html(404, "<html><head><title>Not Found</title></head><body>Not Found</body></html>\n")
   end
   return json(jsonapi(rec.args, function(u) return may_act(w, u) end))
@@ -656,6 +967,30 @@ end
 
 function CONTROL.tokens(req)
   return assert(state.tokens[req.user], "no such cPanel account: " .. tostring(req.user))
+end
+
+-- A WHM account's tokens as the server holds them (with their secrets: tests only).
+function CONTROL.whm_tokens(req)
+  local list = assert(state.whm_tokens[req.user], "no such WHM account: " .. tostring(req.user))
+  local out = {}
+  for i, t in ipairs(list) do
+    out[i] = { name = t.name, token = t.token, create_time = t.create_time, expires_at = t.expires_at,
+               acls = t.acls or cjson.null, whitelist_ips = t.ips or cjson.null }
+  end
+  return out
+end
+
+function CONTROL.seed_whm_token(req)
+  local list = assert(state.whm_tokens[req.user], "no such WHM account: " .. tostring(req.user))
+  local t = req.token or {}
+  assert(type(t.name) == "string", "token.name is required")
+  local acls = type(t.acls) == "table" and t.acls or nil
+  local ips = type(t.whitelist_ips) == "table" and assert(ip_list(t.whitelist_ips)) or nil
+  local stored = { name = t.name, token = t.token or new_token(), create_time = t.create_time or ngx.time(),
+    expires_at = tonumber(t.expires_at), acls = acls, acls_set = set_of(acls or {}), ips = ips }
+  local _, i = find(list, t.name)
+  list[i or #list + 1] = stored
+  return { name = stored.name, token = stored.token }
 end
 
 function CONTROL.set(opts)
