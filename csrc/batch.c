@@ -59,7 +59,7 @@ static void read_fields(lua_State *L, const cpt_op_t *op, int t, size_t i, cpt_a
     if (rc == 1) luaL_error(L, "cptokens.batch: job %d needs a %s", (int)i + 1, p->field);
     if (rc == 2 && p->type == CPT_PT_NAME)
       luaL_error(L, "cptokens.batch: job %d needs a %s", (int)i + 1, p->field);
-    if (rc == 2 && p->type == CPT_PT_EPOCH)
+    if (rc == 2 && (p->type == CPT_PT_EPOCH || p->type == CPT_PT_EPOCH0))
       luaL_error(L, "cptokens.batch: job %d: %s must be a whole number", (int)i + 1, p->field);
     if (rc == 2)
       luaL_error(L, "cptokens.batch: job %d: %s", (int)i + 1, cpt_ops_expect(p, want, sizeof want));

@@ -301,7 +301,7 @@ static void read_args(lua_State *L, const cpt_op_t *op, int first, cpt_arg_t *ar
     int idx = first + i;
     if (cpt_ops_arg(L, idx, p, &args[i]) == 0) continue;
     cpt_ops_expect(p, want, sizeof want);
-    if (p->type == CPT_PT_EPOCH) luaL_argerror(L, idx, want);
+    if (p->type == CPT_PT_EPOCH || p->type == CPT_PT_EPOCH0) luaL_argerror(L, idx, want);
     luaL_argerror(L, idx, lua_pushfstring(L, "%s, got a %s", want, luaL_typename(L, idx)));
   }
 }
@@ -368,7 +368,7 @@ static void push_args(lua_State *L, const cpt_request_t *rq, const cpt_arg_t *ar
   int i;
   for (i = 0; rq->op->params[i].field; i++) {
     const cpt_param_t *p = &rq->op->params[i];
-    if (p->type == CPT_PT_EPOCH) {
+    if (p->type == CPT_PT_EPOCH || p->type == CPT_PT_EPOCH0) {
       if (!rq->vals[i].n) continue;
       cpt_pushepoch(L, rq->vals[i].n);
     } else if (p->type == CPT_PT_LIST || !args[i].given) {
@@ -504,7 +504,7 @@ static int l_set_token(lua_State *L) {
   char *copy;
   if (lua_type(L, 2) != LUA_TSTRING) luaL_argerror(L, 2, "token must be a string");
   tok = lua_tolstring(L, 2, &n);
-  if (c->target.cred != CPT_CRED_TOKEN)
+  if (c->target.cred != CPT_CRED_TOKEN && c->target.cred != CPT_CRED_WHM)
     luaL_error(L, "cptokens: _set_token is for clients that authenticate with a token");
   if (n == 0 || cpt_check_header_value(tok, n) != 0)
     return cpt_error(L, CPT_EINVALID, 0, "token must be non-empty and free of control characters");
@@ -526,7 +526,8 @@ static int l_holds(lua_State *L) {
   size_t n, i, m;
   const char *s = luaL_checklstring(L, 2, &n);
   unsigned char diff = 0;
-  if (c->target.cred != CPT_CRED_TOKEN || c->target.secret == NULL) {
+  if ((c->target.cred != CPT_CRED_TOKEN && c->target.cred != CPT_CRED_WHM) ||
+      c->target.secret == NULL) {
     lua_pushboolean(L, 0);
     return 1;
   }
@@ -536,10 +537,77 @@ static int l_holds(lua_State *L) {
   return 1;
 }
 
+/*
+ * client:_as_whm() -> true
+ * Marks a password client as the client of a WHM account (cptokens.whm): it may
+ * then call WHM API 1, with HTTP Basic. A WHM token client already may.
+ */
+static int l_as_whm(lua_State *L) {
+  cpt_client_t *c = check_client(L);
+  c->target.whm_account = 1;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/*
+ * client:_for_user(user) -> client, or nil, err
+ * A new client acting for the cPanel account `user` through this client's WHM
+ * token (/json-api/cpanel), with the same server and connection options. The
+ * credential is copied in C; it never passes through Lua.
+ */
+static int l_for_user(lua_State *L) {
+  cpt_client_t *c = check_client(L), *n;
+  size_t len;
+  const char *user = luaL_checklstring(L, 2, &len);
+  char msg[256];
+  if (c->target.cred != CPT_CRED_WHM)
+    return cpt_error(L, CPT_EINVALID, 0, "for_user: acting for an account needs a WHM token "
+                     "(a WHM password client cannot)");
+  if (bad_user(user, len))
+    return cpt_error(L, CPT_EINVALID, 0, "for_user: the user must be a non-empty account name "
+                     "without spaces, ':' or control characters");
+  n = (cpt_client_t *)lua_newuserdata(L, sizeof *n);
+  memset(n, 0, sizeof *n);
+  luaL_getmetatable(L, CLIENT_MT);
+  lua_setmetatable(L, -2);
+  if (cpt_target_url(&n->target, c->target.base, strlen(c->target.base), msg, sizeof msg) != 0) {
+    client_destroy(n);
+    return luaL_error(L, "cptokens: %s", msg);
+  }
+  n->target.cred = CPT_CRED_WHM;
+  n->target.user = cpt_strdup(user, len);
+  n->target.whm_user = cpt_strdup(c->target.whm_user, strlen(c->target.whm_user));
+  n->target.secret = cpt_strdup(c->target.secret, strlen(c->target.secret));
+  if (c->cafile) n->cafile = cpt_strdup(c->cafile, strlen(c->cafile));
+  if (c->capath) n->capath = cpt_strdup(c->capath, strlen(c->capath));
+  if (!n->target.user || !n->target.whm_user || !n->target.secret || (c->cafile && !n->cafile) ||
+      (c->capath && !n->capath)) {
+    client_destroy(n);
+    return luaL_error(L, "cptokens: out of memory");
+  }
+  n->opts = c->opts;
+  n->opts.cafile = n->cafile;
+  n->opts.capath = n->capath;
+  n->opts.trust = cpt_trust_get(L, n->cafile, n->capath, n->opts.insecure, msg, sizeof msg);
+  if (n->opts.trust == NULL) {
+    client_destroy(n);
+    return luaL_error(L, "cptokens: %s", msg);
+  }
+  n->curl = cpt_curl_new(&n->opts, msg, sizeof msg);
+  n->opts.trust = NULL; /* owned by n->curl from here on */
+  if (n->curl == NULL) {
+    client_destroy(n);
+    return luaL_error(L, "cptokens: %s", msg);
+  }
+  n->open = 1;
+  return 1;
+}
+
 void cpt_client_open(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"close", l_close},     {"info", l_info},   {"_prepare", l_prepare},
-      {"_set_token", l_set_token}, {"_holds", l_holds}, {NULL, NULL}};
+      {"_set_token", l_set_token}, {"_holds", l_holds},
+      {"_as_whm", l_as_whm}, {"_for_user", l_for_user}, {NULL, NULL}};
   int i;
   if (luaL_newmetatable(L, CLIENT_MT)) {
     lua_newtable(L);

@@ -105,6 +105,7 @@ typedef struct cpt_target {
   char *secret;    /* token, password or WHM token: wiped before free */
   char *otp;       /* two-factor code: wiped before free */
   cpt_cred_t cred;
+  int whm_account; /* a password client of a WHM account (cptokens.whm): may call WHM API 1 */
 } cpt_target_t;
 
 /* ---- the table of operations (ops.c) --------------------------------------- */
@@ -122,17 +123,18 @@ typedef enum {
   CPT_PT_NAME,   /* a token name: 1 to CPT_NAME_MAX of A-Z a-z 0-9 _ - */
   CPT_PT_STRING, /* any string, percent-encoded */
   CPT_PT_EPOCH,  /* Unix seconds in the future, at most CPT_EXPIRES_MAX; 0: omitted */
-  CPT_PT_LIST    /* an array of strings, sent as wire-0, wire-1, ... */
+  CPT_PT_LIST,   /* an array of strings, sent as wire-0, wire-1, ... */
+  CPT_PT_EPOCH0  /* as CPT_PT_EPOCH, but a given 0 is sent (WHM's update: "never expires") */
 } cpt_ptype_t;
 
-#define CPT_PARAMS_MAX 6
+#define CPT_PARAMS_MAX 8
 
 typedef struct cpt_param {
   const char *field; /* its name in batch jobs and _prepare tables; NULL ends the list */
   const char *wire;  /* its name on the wire */
   const char *what;  /* what refusals call it ("current name") */
   cpt_ptype_t type;
-  int required;      /* a name is always required */
+  int required;      /* absent and required: refused (a name without it is optional) */
 } cpt_param_t;
 
 /* One argument as the caller gave it: the fields of its type. Borrowed memory. */
@@ -184,6 +186,11 @@ CPT_HIDDEN int cpt_decode_list(lua_State *L, const struct cpt_request *rq, int d
 CPT_HIDDEN int cpt_decode_renamed(lua_State *L, const struct cpt_request *rq, int data, long status);
 CPT_HIDDEN int cpt_decode_revoked(lua_State *L, const struct cpt_request *rq, int data, long status);
 CPT_HIDDEN int cpt_decode_accounts(lua_State *L, const struct cpt_request *rq, int data, long status);
+CPT_HIDDEN int cpt_decode_whm_created(lua_State *L, const struct cpt_request *rq, int data, long status);
+CPT_HIDDEN int cpt_decode_whm_list(lua_State *L, const struct cpt_request *rq, int data, long status);
+CPT_HIDDEN int cpt_decode_whm_token(lua_State *L, const struct cpt_request *rq, int data, long status);
+CPT_HIDDEN int cpt_decode_whm_details(lua_State *L, const struct cpt_request *rq, int data, long status);
+CPT_HIDDEN int cpt_decode_whm_revoked(lua_State *L, const struct cpt_request *rq, int data, long status);
 
 /* Loosely typed fields (decode.c). */
 CPT_HIDDEN int cpt_decode_is_null(lua_State *L, int idx);

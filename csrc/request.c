@@ -244,13 +244,13 @@ static int check_args(cpt_request_t *rq, const cpt_arg_t *args, long long now, c
   for (i = 0; op->params[i].field; i++) {
     const cpt_param_t *p = &op->params[i];
     const cpt_arg_t *a = &args[i];
-    if (p->type == CPT_PT_NAME) {
+    if (p->type == CPT_PT_NAME && (a->given || p->required)) {
       const char *s = a->given && a->s ? a->s : "";
       size_t n = a->given && a->s ? a->len : 0;
       if (check_name_arg(p->what, s, n, err, errlen)) return -1;
       memcpy(rq->vals[i].s, s, n);
       rq->vals[i].s[n] = '\0';
-    } else if (p->type == CPT_PT_EPOCH && a->given && a->n != 0) {
+    } else if ((p->type == CPT_PT_EPOCH || p->type == CPT_PT_EPOCH0) && a->given && a->n != 0) {
       if (check_epoch(p->field, a->n, now, err, errlen)) return -1;
       rq->vals[i].n = a->n;
     }
@@ -275,10 +275,14 @@ static int add_args(cpt_buf_t *b, const cpt_request_t *rq, const cpt_arg_t *args
     const cpt_param_t *p = &op->params[i];
     const cpt_arg_t *a = &args[i];
     if (p->type == CPT_PT_NAME) {
-      if (add_param(b, p->wire, rq->vals[i].s, strlen(rq->vals[i].s))) return -1;
-    } else if (p->type == CPT_PT_EPOCH) {
+      if ((a->given || p->required) &&
+          add_param(b, p->wire, rq->vals[i].s, strlen(rq->vals[i].s)))
+        return -1;
+    } else if (p->type == CPT_PT_EPOCH || p->type == CPT_PT_EPOCH0) {
       n = snprintf(num, sizeof num, "%lld", rq->vals[i].n);
-      if (rq->vals[i].n && add_param(b, p->wire, num, (size_t)n)) return -1;
+      if ((rq->vals[i].n || (p->type == CPT_PT_EPOCH0 && a->given)) &&
+          add_param(b, p->wire, num, (size_t)n))
+        return -1;
     } else if (p->type == CPT_PT_LIST) {
       for (k = 0; a->given && k < a->count; k++) {
         snprintf(key, sizeof key, "%s-%lu", p->wire, (unsigned long)k);
@@ -333,7 +337,8 @@ int cpt_request_build(cpt_request_t *rq, const cpt_target_t *t, const cpt_op_t *
   cpt_buf_t query = {0};
   int oom;
   reset(rq, t, op);
-  if (op->family == CPT_FAM_WHM1 && t->cred != CPT_CRED_WHM) {
+  if (op->family == CPT_FAM_WHM1 && t->cred != CPT_CRED_WHM &&
+      !(t->cred == CPT_CRED_PASSWORD && t->whm_account)) {
     snprintf(err, errlen, "this is a WHM API 1 call: it needs a WHM credential (whm_token)");
     return -1;
   }

@@ -338,7 +338,7 @@ static void context_from_table(lua_State *L, int idx, cpt_request_t *rq) {
     lua_getfield(L, idx, pm->field);
     if (pm->type == CPT_PT_NAME && (s = lua_tolstring(L, -1, &n)) != NULL && n <= CPT_NAME_MAX)
       memcpy(rq->vals[i].s, s, n);
-    if (pm->type == CPT_PT_EPOCH && lua_type(L, -1) == LUA_TNUMBER && cpt_toepoch(L, -1, &e) &&
+    if ((pm->type == CPT_PT_EPOCH || pm->type == CPT_PT_EPOCH0) && lua_type(L, -1) == LUA_TNUMBER && cpt_toepoch(L, -1, &e) &&
         e > 0)
       rq->vals[i].n = e;
     lua_pop(L, 1);

@@ -125,6 +125,19 @@ function Client:create(name, opts)
   return tok, err
 end
 
+--- cptokens.whm{ url, user, token | password [, otp], cafile, ... } -> whm, or nil, err
+-- The client of a WHM account (root or a reseller) for its own API tokens and the
+-- accounts it can act for: see cptokens.whm (lua/cptokens/whm.lua) and README.
+local whm_module
+function _M.whm(opts)
+  whm_module = whm_module or require "cptokens.whm"
+  local w, err = whm_module.open(_M.new, opts)
+  return w, err
+end
+
+-- Operations whose jobs take create's expiry options (expires_in, or expires_at read by time).
+local EXPIRY_OPS = { create = true, whm_create = true, whm_update = true }
+
 local BATCH_OPTIONS = { concurrency = true }
 -- A job's fields: client, op, expires_in (create's, read here) and every
 -- parameter of every operation of the C table.
@@ -171,11 +184,14 @@ function _M.batch(jobs, opts)
         error("cptokens.batch: job " .. i .. ": unknown field '" .. tostring(k) .. "'", 2)
       end
     end
-    local expires_at, err
-    if job.op == "create" then
+    local expires_at, err = job.expires_at, nil
+    if job.op == "whm_update" and job.expires_at == 0 and job.expires_in == nil then
+      expires_at = 0 -- never expires
+    elseif EXPIRY_OPS[job.op] then
       expires_at, err = create_expiry({ expires_in = job.expires_in, expires_at = job.expires_at })
     elseif job.expires_in ~= nil or job.expires_at ~= nil then
-      error("cptokens.batch: job " .. i .. ": an expiry goes with create only", 2)
+      error("cptokens.batch: job " .. i .. ": an expiry goes with create, whm_create and "
+        .. "whm_update only", 2)
     end
     if err then
       results[i] = { ok = false, err = err }
@@ -183,6 +199,7 @@ function _M.batch(jobs, opts)
       local copy = {}
       for k, v in pairs(job) do copy[k] = v end
       copy.expires_in, copy.expires_at = nil, expires_at
+      if whm_module and whm_module.unwrap(job.client) then copy.client = job.client._client end
       send[#send + 1] = copy
       where[#send] = i
     end
@@ -190,7 +207,13 @@ function _M.batch(jobs, opts)
   local done = core.batch(send, concurrency)
   for k = 1, #done do
     local r = done[k]
-    if not r.ok and r.err.created then undo_created(send[k].client, send[k].name, r.err) end
+    if not r.ok and r.err.created then
+      if send[k].op == "whm_create" then
+        whm_module.undo_created(send[k].client, send[k].name, r.err)
+      else
+        undo_created(send[k].client, send[k].name, r.err)
+      end
+    end
     results[where[k]] = r
   end
   return results

@@ -93,6 +93,7 @@ local function encode(tok, conn, history)
     '"url":' .. jstr(conn.url),
     '"user":' .. jstr(conn.user),
   }
+  if conn.kind == "whm" then parts[#parts + 1] = '"kind":"whm"' end -- a WHM API token
   if conn.cafile then parts[#parts + 1] = '"cafile":' .. jstr(conn.cafile) end
   if conn.capath then parts[#parts + 1] = '"capath":' .. jstr(conn.capath) end
   parts[#parts + 1] = '"history":[' .. table.concat(names, ",") .. "]"
@@ -148,6 +149,9 @@ local function decode(text)
       options[k] = v
     end
   end
+  if obj.kind ~= nil and obj.kind ~= cjson.null and obj.kind ~= "whm" then
+    return nil, "no valid \"kind\""
+  end
   local create_time, why = epoch_field(obj, text, "create_time")
   if why then return nil, why end
   local expires_at
@@ -163,7 +167,7 @@ local function decode(text)
     end
   end
   return options, { name = obj.name, create_time = create_time, expires_at = expires_at,
-                    history = history }
+                    history = history, kind = obj.kind == "whm" and "whm" or nil }
 end
 
 -- The text of path: text, or nil, message, missing.
@@ -272,9 +276,15 @@ function _M.check(path, conn)
     return fail("cannot read " .. quote(path) .. " to check what it holds")
   end
   if not text:find("%S") then return true end
-  local options = #text <= MAX_FILE and decode(text)
+  local options, meta = false, nil
+  if #text <= MAX_FILE then options, meta = decode(text) end
   if not options then
     return fail(quote(path) .. " exists and is not a cptokens token file; refusing to overwrite it")
+  end
+  if conn and (meta.kind ~= conn.kind) then
+    return fail(quote(path) .. " holds " .. (meta.kind and "a WHM API token" or "a cPanel user's token")
+      .. ", not " .. (conn.kind and "a WHM API token" or "a cPanel user's token")
+      .. "; refusing to overwrite it (that token would be held by nobody)")
   end
   if conn and (options.user ~= conn.user or not _M.same_server(options.url, conn.url)) then
     return fail(quote(path) .. " holds a token of " .. quote(options.user) .. " at " .. quote(options.url)
