@@ -251,11 +251,14 @@ int cpt_decode_list(lua_State *L, const cpt_request_t *rq, int data, long status
     lua_pushboolean(L, e[i].full);
     lua_setfield(L, -2, "has_full_access");
     lua_rawgeti(L, data, e[i].idx);
-    if (copy_strings(L, lua_gettop(L), lua_gettop(L) - 1, "whitelist_ips", 0) ||
-        copy_strings(L, lua_gettop(L), lua_gettop(L) - 1, "features", 1))
+    /* Read-only extras, present when the server lists any (today never: no UAPI call
+       sets an allow-list, and limited tokens are disabled). features is informative
+       only: one of another shape is left out. */
+    if (copy_strings(L, lua_gettop(L), lua_gettop(L) - 1, "whitelist_ips", 0))
       return cpt_error(L, CPT_EPROTOCOL, status,
-                       "list: entry %d has whitelist_ips or features that are not arrays of "
-                       "strings", e[i].idx);
+                       "list: entry %d has whitelist_ips that are not an array of strings",
+                       e[i].idx);
+    copy_strings(L, lua_gettop(L), lua_gettop(L) - 1, "features", 0);
     lua_pop(L, 1);
     lua_rawseti(L, -2, i + 1);
   }
