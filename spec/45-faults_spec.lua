@@ -86,7 +86,7 @@ describe("fault matrix (libcurl transport)", function()
 
   for _, case in ipairs(FAULTS.cases) do
     it(case.name .. " -> " .. case.kind, function()
-      for _, cred in ipairs { "password", "token", "whm_token" } do
+      for _, cred in ipairs(FAULTS.uapi_creds(case)) do
         local c, opts = new_client(cred, case)
         -- A warm connection first (where the server is ours), so faults also hit a reused one.
         if not case.target then assert(c:list()) end
@@ -113,6 +113,45 @@ describe("fault matrix (libcurl transport)", function()
       -- Credentials never go anywhere the caller did not name.
       assert.are.equal(0, srv:count("other"))
     end)
+  end
+
+  -- The same matrix for the WHM API 1 operations of cptokens.whm (root's WHM token).
+  local WHM_OPS = {
+    create = function(w) return w:create("matrix_new", { acls = { "list-accts" } }) end,
+    list = function(w) return w:list() end,
+    rename = function(w) return w:update("matrix", { new_name = "matrix_renamed" }) end,
+    revoke = function(w) return w:revoke { "matrix", "other" } end,
+    details = function(w) return w:details(TOKEN) end,
+    accounts = function(w) return w:accounts() end,
+  }
+  local WHM_ALL = { "create", "list", "rename", "revoke", "details", "accounts" }
+
+  for _, case in ipairs(FAULTS.cases) do
+    if FAULTS.applies(case, "whm") then
+      it("WHM operations: " .. case.name .. " -> " .. case.kind, function()
+        srv:seed_whm_token("root", { name = "matrix", token = TOKEN })
+        local opts = { url = srv.whm_url, user = "root", token = ROOT_WHM, cafile = srv.cafile,
+                       timeout = H.seconds(5), connect_timeout = H.seconds(2) }
+        for k, v in pairs(case.opts or {}) do opts[k] = v end
+        if case.target == "untrusted" then opts.cafile = nil end
+        if case.target then opts.url = TARGETS[case.target](srv) end
+        local w = assert(cptokens.whm(opts))
+        if not case.target then assert(w:list()) end
+        local mode, params = FAULTS.fault(case, "whm")
+        if mode then srv:fault(mode, params) end
+        for _, op in ipairs(case.ops or WHM_ALL) do
+          local t0 = H.clock()
+          local v, err, extra = WHM_OPS[op](w)
+          check_failure(case, case.name .. " / whm / " .. op, H.clock() - t0, opts.timeout, v, err, extra)
+        end
+        H.assert_no_secret({ tostring(w), w:info() }, SECRETS)
+        if mode then srv:clear_faults() end
+        if not case.target then assert(w:list(), case.name .. " / whm: the client recovers") end
+        w:close()
+        if not case.fault then assert.are.equal(0, srv:count()) end
+        assert.are.equal(0, srv:count("other"))
+      end)
+    end
   end
 
   it("a create whose request was sent on a reused connection that then died is not resent", function()

@@ -497,7 +497,7 @@ describe("OpenResty #novalgrind", function()
 
   for _, m in ipairs(FAULTS.cases) do
     it("fault matrix through ngx as through libcurl: " .. m.name .. " -> " .. m.kind, function()
-      for _, cred in ipairs { "password", "token", "whm_token" } do
+      for _, cred in ipairs(FAULTS.uapi_creds(m)) do
         local outs = {}
         for _, transport in ipairs { "ngx", "curl" } do
           srv:reset()

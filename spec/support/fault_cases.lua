@@ -10,14 +10,21 @@ differs for WHM); target: where to connect instead of the credential's own serve
 of "untrusted", "wronghost", "expired", "refused", "unresolvable" (each spec knows its
 URLs); opts: client options; ops: which operations to run (default all); min: the least
 time the failure may take (timeouts); says: a plain substring the message must contain (the
-hint that tells the user what to do).
+hint that tells the user what to do); creds: the credentials the case applies to (default
+all: "password", "token", "whm_token" for the Tokens operations, and "whm" for the WHM API 1
+operations of cptokens.whm; M.applies).
 ]]
 local M = {}
+
+M.WHM_FAILED = "The system failed to read the API tokens: the database is locked"
 
 M.API_FAILED = "The request failed. (Error ID: 4kd9qz) Ask your hosting provider to research"
   .. " this error in cPanel & WHM\226\128\153s main error log."
 
+local UAPI_CREDS = { "password", "token", "whm_token" }
+
 local function envelope_for(cred, uapi)
+  if cred == "whm" then return '{"data":{}}' end -- WHM API 1 without its metadata
   if cred == "whm_token" then
     return '{"apiversion":3,"func":"list","module":"Tokens","result":' .. uapi .. "}"
   end
@@ -34,11 +41,15 @@ M.cases = {
   { name = "403 with a JSON body", kind = "auth", status = 403, errors = { "Access denied" },
     fault = { "json_status", { status = 403 } } },
   { name = "a login page (HTML) with status 200", kind = "auth", status = 200, fault = { "login" } },
-  { name = "`status: 0` with errors", kind = "api", status = 200, errors = { M.API_FAILED },
+  { name = "`status: 0` with errors", kind = "api", status = 200, errors = { M.API_FAILED }, creds = UAPI_CREDS,
     fault = function(cred)
       return "notenvelope", { body = envelope_for(cred, '{"data":null,"errors":["' .. M.API_FAILED
         .. '"],"messages":null,"warnings":null,"metadata":{},"status":0}') }
     end },
+  { name = "WHM API 1 `metadata.result: 0` with a reason", kind = "api", status = 200,
+    errors = { M.WHM_FAILED }, creds = { "whm" },
+    fault = { "notenvelope", { body = '{"data":{},"metadata":{"command":"api_token_list","reason":"'
+      .. M.WHM_FAILED .. '","result":0,"version":1}}' } } },
   { name = "WHM's 403 `cpanelresult` Access denied", kind = "auth", status = 403,
     says = "Access denied", fault = { "whm_denied" } },
   { name = "403 Token authentication allows access to UAPI or API 2 calls only", kind = "auth",
@@ -48,7 +59,9 @@ M.cases = {
   { name = "a two-factor page (`tfa_login_form`) with status 200", kind = "auth", status = 200,
     says = "otp", fault = { "tfa" } },
   { name = "a server that echoes the credential in a `status: 0` error", kind = "api", status = 200,
-    says = "<redacted>", fault = { "echo", { status = 200 } } },
+    says = "<redacted>", fault = function(cred)
+      return "echo", { status = 200, shape = cred == "whm" and "whm1" or nil }
+    end },
   { name = "a server that echoes the credential in a 401 JSON body", kind = "auth", status = 401,
     fault = { "echo", { status = 401 } } },
   { name = "a server that echoes the credential in a 403 WHM-shaped body", kind = "auth", status = 403,
@@ -63,6 +76,7 @@ M.cases = {
       return "notenvelope", { body = envelope_for(cred, '{"data":[],"errors":null}') }
     end },
   { name = "list data that is a JSON object, not an array", kind = "protocol", status = 200, ops = { "list" },
+    creds = UAPI_CREDS,
     fault = function(cred)
       return "notenvelope", { body = envelope_for(cred, '{"data":{"0":{"name":"a","create_time":1,'
         .. '"expires_at":null,"has_full_access":1}},"errors":null,"messages":null,"warnings":null,'
@@ -84,6 +98,24 @@ M.cases = {
   { name = "connection refused", kind = "network", target = "refused" },
   { name = "a host name that does not resolve", kind = "network", target = "unresolvable" },
 }
+
+--- Whether case applies to the credential kind cred.
+function M.applies(case, cred)
+  if not case.creds then return true end
+  for _, c in ipairs(case.creds) do
+    if c == cred then return true end
+  end
+  return false
+end
+
+--- The credentials of the Tokens operations (cptokens.new) that case applies to.
+function M.uapi_creds(case)
+  local out = {}
+  for _, c in ipairs(UAPI_CREDS) do
+    if M.applies(case, c) then out[#out + 1] = c end
+  end
+  return out
+end
 
 --- The fault mode and params of case for a credential kind; nil when the case has no fault.
 function M.fault(case, cred)

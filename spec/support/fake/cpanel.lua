@@ -837,6 +837,10 @@ local FAULTS = {
     if otp then forms[#forms + 1] = otp end
     local msg = "bad credentials: " .. table.concat(forms, " | ")
     local code = tonumber(p.status) or 200
+    if p.shape == "whm1" then -- a WHM API 1 failure
+      return reply(code, "application/json", '{"data":{},"metadata":{"command":"api_token_list","reason":'
+        .. jstr(msg) .. ',"result":0,"version":1}}')
+    end
     if p.shape == "whm" then
       return reply(code, "application/json", '{"data":{"reason":' .. jstr(msg) .. ',"result":"0"},'
         .. '"type":"text","error":' .. jstr(msg) .. "}")
