@@ -534,6 +534,105 @@ describe("OpenResty #novalgrind", function()
     end)
   end
 
+  ------------------------------------------------------------------ WHM API tokens
+
+  -- cptokens.whm inside nginx: every operation, for root and a reseller, through the
+  -- cosocket transport exactly as through libcurl.
+  local WHM_LIFE = {
+    { "whm", "create", "w1", { acls = { "list-accts", "create-acct" },
+                               whitelist_ips = { "127.0.0.0/8", "2001:db8::1" }, expires_in = "1d" } },
+    { "whm", "list" },
+    { "whm_details_last" },
+    { "whm", "update", "w1", { new_name = "w2", acls = { "list-accts" }, whitelist_ips = false,
+                               expires = false } },
+    { "whm", "details", "UNKNOWNTOKEN00000000000000000000" },
+    { "whm", "create", "bad name" },
+    { "whm", "revoke", { "w2", "nothing" } },
+    { "whm", "list" },
+    { "whm", "accounts" },
+    { "whm", "audit", { within = "14d", now = 1800000000 } },
+  }
+
+  for _, who in ipairs({ { "whm_root", 4 }, { "whm_res", 1 } }) do
+    it("WHM API tokens from content_by_lua_block with " .. who[1] .. ", as libcurl does", function()
+      local outs = {}
+      for _, transport in ipairs { "auto", "curl" } do
+        srv:reset()
+        local case = case_for(transport, who[1], { ops = WHM_LIFE, url = LH_WHM })
+        local out = ng:run(case)
+        local label = who[1] .. " / " .. transport
+        assert.is_nil(out.new_error, label)
+        assert.are.equal(transport == "auto" and "ngx" or "curl", out.transport, label)
+        local rs = out.results
+        local made = ok(rs[1], label)
+        assert.is_true(made.token_ok, label)
+        assert.are.same({ "create-acct", "list-accts" }, made.acls, label)
+        assert.are.same({ "127.0.0.0/8", "2001:0db8:0000:0000:0000:0000:0000:0001" }, made.whitelist_ips, label)
+        assert.are.equal("w1", ok(rs[2], label)[1].name, label)
+        assert.are.equal("w1", ok(rs[3], label).name, label)
+        local upd = ok(rs[4], label)
+        assert.are.equal("w2", upd.name, label)
+        assert.is_nil(upd.whitelist_ips, label)
+        assert.is_false(ok(rs[5], label), label)
+        fails(rs[6], "invalid", nil, nil, label)
+        assert.is_true(ok(rs[7], label), label)
+        assert.are.same({}, ok(rs[8], label), label)
+        assert.are.equal(who[2], #ok(rs[9], label), label)
+        assert.is_table(ok(rs[10], label), label)
+        assert.are.equal(0, out.leaks, label .. ": no secret in anything returned")
+        local last = srv:log()[#srv:log()]
+        assert.are.equal("whm", last.auth, label)
+        assert.are.equal("/json-api/api_token_list", last.uri, label)
+        outs[transport] = normalize(rs)
+      end
+      assert.are.same(outs.curl, outs.auto)
+    end)
+  end
+
+  local WHM_OPS = {
+    create = { "whm", "create", "matrix_new", { acls = { "list-accts" } } }, list = { "whm", "list" },
+    rename = { "whm", "update", "matrix", { new_name = "matrix_renamed" } },
+    revoke = { "whm", "revoke", { "matrix" } }, details = { "whm", "details", TOKEN },
+    accounts = { "whm", "accounts" },
+  }
+
+  for _, m in ipairs(FAULTS.cases) do
+    if FAULTS.applies(m, "whm") then
+      it("fault matrix for WHM operations through ngx as through libcurl: " .. m.name .. " -> " .. m.kind, function()
+        local outs = {}
+        for _, transport in ipairs { "ngx", "curl" } do
+          srv:reset()
+          srv:seed_whm_token("root", { name = "matrix", token = TOKEN })
+          local label = m.name .. " / whm / " .. transport
+          local case = case_for(transport, "whm_root", { opts = m.opts, url = LH_WHM })
+          local untrusted = m.target == "untrusted"
+          if untrusted then case.opts.cafile = nil end
+          if m.target then case.url = TARGETS[m.target](transport) end -- TLS and network fail first
+          local mode, params = FAULTS.fault(m, "whm")
+          local fault = mode and { mode, params } or nil
+          case.warm, case.recover, case.fault = fault ~= nil, fault ~= nil, fault
+          case.ops = {}
+          for _, op in ipairs(m.ops or { "create", "list", "rename", "revoke", "details", "accounts" }) do
+            case.ops[#case.ops + 1] = WHM_OPS[op]
+          end
+          local out = (untrusted and transport == "ngx" and ng_system or ng):run(case)
+          assert.is_nil(out.new_error, label)
+          assert.are.equal(transport, out.transport, label)
+          if case.warm then ok(out.warm, label .. " (warm)") end
+          for _, r in ipairs(out.results) do
+            fails(r, m.kind, m.status, m.errors, label, m.says)
+            assert.is_true(r.took < case.opts.timeout + SLACK, ("%s: took %.2f s"):format(label, r.took))
+          end
+          if case.recover then ok(out.recovered, label .. ": the client recovers") end
+          assert.are.equal(0, out.leaks, label .. ": no secret in anything returned")
+          assert.are.equal(0, srv:count("other"), label .. ": credentials went nowhere else")
+          outs[transport] = normalize(out.results)
+        end
+        assert.are.same(outs.curl, outs.ngx)
+      end)
+    end
+  end
+
   ------------------------------------------------------------------ HTTP framing
 
   -- Replies byte for byte (the fake server always sends Content-Length), served by the other

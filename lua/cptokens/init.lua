@@ -19,6 +19,7 @@ local Client = core.Client  -- the methods table of cptokens.Client userdata
 local ngx = rawget(_G, "ngx")
 local ngx_transport = ngx and require "cptokens.ngx"
 local forced = setmetatable({}, { __mode = "k" }) -- client -> "curl" | "ngx" (option transport)
+local whm_module -- cptokens.whm, once a WHM client was made
 
 --- Creates a client. Misuse raises; bad values return nil, err (kind "invalid").
 -- transport = "curl" | "ngx" forces a transport (default: chosen per call, see README).
@@ -52,6 +53,7 @@ end
 --- The transport client's next call would use here and now: "curl" or "ngx";
 -- or nil, err when it has none (transport = "ngx" where cosockets are off).
 function _M.transport(client)
+  client = (whm_module and whm_module.unwrap(client)) or client
   local t = forced[client]
   if not ngx_transport then return t or "curl" end
   local ok, why = ngx_transport.available()
@@ -128,7 +130,6 @@ end
 --- cptokens.whm{ url, user, token | password [, otp], cafile, ... } -> whm, or nil, err
 -- The client of a WHM account (root or a reseller) for its own API tokens and the
 -- accounts it can act for: see cptokens.whm (lua/cptokens/whm.lua) and README.
-local whm_module
 function _M.whm(opts)
   whm_module = whm_module or require "cptokens.whm"
   local w, err = whm_module.open(_M.new, opts)

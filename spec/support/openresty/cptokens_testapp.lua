@@ -14,7 +14,8 @@ user = "alice", opts = { timeout = .., max_response = .., insecure = .., cafile 
 warm = true (a list before the fault), fault = { mode, params }, recover = true (clear the
 faults and list again), ops = { {"create", name, {expires_in = ..}}, {"list"},
 {"rename", a, b}, {"revoke", name}, {"use_token"} (a token client with the token
-created last) } }.
+created last), and for cred "whm_root" | "whm_res" (a cptokens.whm client): {"whm", method,
+args...} (any method of it), {"whm_details_last"} (details of the token created last) } }.
 
 The secrets come from cptokens_testconf.lua in the test prefix, never from a
 request, and never go into an answer: tokens are reported as token_ok only, and
@@ -25,6 +26,7 @@ local cjson = require "cjson.safe"
 local cptokens = require "cptokens"
 
 local M = {}
+local unpack = table.unpack or unpack -- luacheck: ignore
 
 local conf -- cptokens_testconf: { urls = {...}, cafile, control = {host, port}, secrets = {...} }
 local init_state
@@ -92,6 +94,10 @@ local function client_opts(case)
     o.token = s.token
   elseif cred == "whm_token" then
     o.whm_token, o.whm_user = s.root_whm, "root"
+  elseif cred == "whm_root" then
+    o.user, o.whm_token = "root", s.root_whm
+  elseif cred == "whm_res" then
+    o.user, o.whm_token = "res", s.res_whm
   elseif cred == "reseller" then
     o.whm_token, o.whm_user = s.res_whm, "res"
   else
@@ -123,7 +129,25 @@ local function now()
   return ngx.now()
 end
 
+-- A WHM token record without its secret (token_ok says whether it had a good one).
+local function whm_record(v)
+  if type(v) ~= "table" then return v end
+  local out = {}
+  for k, x in pairs(v) do out[k] = x end
+  if out.token then out.token, out.token_ok = nil, #v.token == 32 end
+  if out.acls then setmetatable(out.acls, cjson.array_mt) end
+  return out
+end
+
 local function value_info(op, v, extra)
+  if op == "whm" or op == "whm_details_last" then
+    if type(v) == "table" and v[1] ~= nil then
+      local out = {}
+      for i, t in ipairs(v) do out[i] = whm_record(t) end
+      return setmetatable(out, cjson.array_mt)
+    end
+    return whm_record(v)
+  end
   if op == "create" then
     return { name = v.name, create_time = v.create_time, expires_at = v.expires_at,
              token_ok = type(v.token) == "string" and #v.token == 32 and v.token:match("^[0-9A-Z]+$") ~= nil }
@@ -155,6 +179,11 @@ local function run_op(state, spec)
     v, err = c:rename(spec[2], spec[3])
   elseif op == "revoke" then
     v, err = c:revoke(spec[2])
+  elseif op == "whm" then
+    v, err = c[spec[2]](c, unpack(spec, 3))
+    if type(v) == "table" and v.token then state.last_token = v.token end
+  elseif op == "whm_details_last" then
+    v, err = c:details(state.last_token)
   elseif op == "use_token" then
     local o = client_opts(state.case)
     o.password, o.otp, o.whm_token, o.whm_user, o.token = nil, nil, nil, nil, state.last_token
@@ -180,7 +209,14 @@ function M.run()
   load_conf()
   local case = assert(cjson.decode(ngx.req.get_uri_args().case or ""), "bad case")
   local out = { results = setmetatable({}, cjson.array_mt) }
-  local c, err = cptokens.new(client_opts(case))
+  local c, err
+  if case.cred == "whm_root" or case.cred == "whm_res" then
+    local o = client_opts(case)
+    o.whm_token, o.whm_user, o.token = nil, nil, o.whm_token
+    c, err = cptokens.whm(o)
+  else
+    c, err = cptokens.new(client_opts(case))
+  end
   if not c then
     out.new_error = err_info(err)
     out.leaks = count_leaks(out, secret_forms())
