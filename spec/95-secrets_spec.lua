@@ -173,6 +173,69 @@ describe("secret hygiene", function()
     for _, c in ipairs(clients) do c:close() end
   end)
 
+  it("cptokens.whm: every operation and fault, the rotation's file and report", function()
+    local WHM_FAULTS = {
+      { "no fault" },
+      { "HTTP 500", "status", { status = 500 } },
+      { "WHM's 403", "whm_denied" },
+      { "an echo in metadata.reason", "echo", { status = 200, shape = "whm1" } },
+      { "an echo in a 403 body", "echo", { status = 403, shape = "whm" } },
+      { "not the envelope", "notenvelope", { body = '{"data":{}}' } },
+      { "a connection reset", "reset" },
+    }
+    for _, who in ipairs({ { "root", ROOT_WHM }, { "res", RES_WHM } }) do
+      for fi, fault in ipairs(WHM_FAULTS) do
+        srv:reset()
+        local known = srv:seed_whm_token(who[1], { name = "known", acls = { "list-accts" } })
+        secrets[#secrets + 1] = known.token
+        local w = assert(cptokens.whm { url = srv.whm_url, cafile = srv.cafile, user = who[1], token = who[2] })
+        scan({ tostring(w), w:info() })
+        if fault[2] then srv:fault(fault[2], fault[3]) end
+        local file = tmp .. "/whm-" .. who[1] .. fi .. ".json"
+        local ops = {
+          { "create", function() return w:create("c" .. fi, { acls = { "list-accts" }, expires_in = "1h" }) end },
+          { "list", function() return w:list() end },
+          { "update", function() return w:update("known", { new_name = "known2", whitelist_ips = false }) end },
+          { "details", function() return w:details(known.token) end },
+          { "revoke", function() return w:revoke { "known2", "known" } end },
+          { "accounts", function() return w:accounts() end },
+          { "audit", function() return w:audit { within = "7d" } end },
+          { "rotate", function() return w:rotate { prefix = "wr", store = file, expires_in = "1h" } end },
+          { "for_user", function()
+              local a = w:for_user("alice")
+              return a and a:list(), a and tostring(a)
+            end },
+        }
+        for _, op in ipairs(ops) do
+          local label = fault[1] .. " / " .. who[1] .. " / " .. op[1]
+          local r = { pcall(op[2]) }
+          assert.is_true(r[1], label .. ": raised " .. tostring(r[2]))
+          local v, err = r[2], r[3]
+          if fault[1] == "no fault" and op[1] ~= "for_user" then assert(v ~= nil, label .. ": " .. tostring(err)) end
+          if v ~= nil and (op[1] == "create" or op[1] == "rotate") then
+            scan_new_token(v)
+            scan({ unpack(r, 3) })
+          else
+            local ok, e = pcall(scan, { unpack(r, 2) })
+            assert(ok, label .. ": " .. tostring(e))
+          end
+          if cptokens.is_error(err) then scan(tostring(err)) end
+        end
+        srv:clear_faults()
+        -- the token file holds its own token and nothing else secret
+        local text = read_file(file)
+        if text then
+          local own = assert(require("cptokens.store").load(file)).token
+          local others = {}
+          for _, x in ipairs(secrets) do if x ~= own then others[#others + 1] = x end end
+          H.assert_no_secret(text, others)
+        end
+        w:close()
+        scan(tostring(w))
+      end
+    end
+  end)
+
   it("a child process's stdout and stderr hold no secret (library use with faults)", function()
     srv:reset()
     srv:seed_token("alice", { name = "seeded", token = SEEDED })
