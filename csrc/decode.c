@@ -197,6 +197,21 @@ static int is_array(lua_State *L, int idx) {
   return count == n;
 }
 
+/*
+ * The read-only extras of the list entry at data[idx] into the table on top:
+ * present when the server lists any (today never: no UAPI call sets an
+ * allow-list, and limited tokens are disabled). features is informative only:
+ * one of another shape is left out. 0, or -1 for bad whitelist_ips.
+ */
+static int list_extras(lua_State *L, int data, int idx) {
+  int rc;
+  lua_rawgeti(L, data, idx);
+  rc = copy_strings(L, lua_gettop(L), lua_gettop(L) - 1, "whitelist_ips", 0);
+  if (rc == 0) copy_strings(L, lua_gettop(L), lua_gettop(L) - 1, "features", 0);
+  lua_pop(L, 1);
+  return rc;
+}
+
 /* list: the tokens, sorted by create_time then name; never a secret. */
 int cpt_decode_list(lua_State *L, const cpt_request_t *rq, int data, long status) {
   int n, i;
@@ -250,16 +265,10 @@ int cpt_decode_list(lua_State *L, const cpt_request_t *rq, int data, long status
     }
     lua_pushboolean(L, e[i].full);
     lua_setfield(L, -2, "has_full_access");
-    lua_rawgeti(L, data, e[i].idx);
-    /* Read-only extras, present when the server lists any (today never: no UAPI call
-       sets an allow-list, and limited tokens are disabled). features is informative
-       only: one of another shape is left out. */
-    if (copy_strings(L, lua_gettop(L), lua_gettop(L) - 1, "whitelist_ips", 0))
+    if (list_extras(L, data, e[i].idx) != 0)
       return cpt_error(L, CPT_EPROTOCOL, status,
                        "list: entry %d has whitelist_ips that are not an array of strings",
                        e[i].idx);
-    copy_strings(L, lua_gettop(L), lua_gettop(L) - 1, "features", 0);
-    lua_pop(L, 1);
     lua_rawseti(L, -2, i + 1);
   }
   return 1;

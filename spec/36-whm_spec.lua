@@ -404,6 +404,20 @@ describe("cptokens.whm (WHM API tokens)", function()
     end)
   end)
 
+  it("cPanel-user tokens: list entries carry whitelist_ips and features when the server lists any", function()
+    local c = assert(cptokens.new { url = "https://h.example:2083", user = "alice", token = "T" })
+    local rq = assert(c:_prepare("list"))
+    local v = assert(core.response(rq, 200, "application/json", '{"status":1,"data":['
+      .. '{"name":"a","create_time":1,"has_full_access":1,"features":["x"],"whitelist_ips":["192.0.2.1"]},'
+      .. '{"name":"b","create_time":2,"has_full_access":1,"features":[],"whitelist_ips":null}]}'))
+    assert.are.same({ name = "a", create_time = 1, has_full_access = true, features = { "x" },
+                      whitelist_ips = { "192.0.2.1" } }, v[1])
+    assert.are.same({ name = "b", create_time = 2, has_full_access = true }, v[2])
+    local _, err = core.response(rq, 200, "application/json",
+      '{"status":1,"data":[{"name":"a","create_time":1,"whitelist_ips":"192.0.2.1"}]}')
+    assert.are.equal("protocol", err.kind)
+  end)
+
   it("a create whose reply has no usable token is revoked: nothing is left behind", function()
     local w = whm("root", ROOT_WHM)
     srv:fault("bad_create", { times = 1 })

@@ -139,6 +139,18 @@ end
 -- Operations whose jobs take create's expiry options (expires_in, or expires_at read by time).
 local EXPIRY_OPS = { create = true, whm_create = true, whm_update = true }
 
+--- A job's expiry (expires_in read as create's): epoch or nil, or nil, err; raises on misuse.
+local function job_expiry(job, i)
+  if job.op == "whm_update" and job.expires_at == 0 and job.expires_in == nil then
+    return 0 -- never expires
+  elseif EXPIRY_OPS[job.op] then
+    return create_expiry({ expires_in = job.expires_in, expires_at = job.expires_at })
+  elseif job.expires_in ~= nil or job.expires_at ~= nil then
+    error("cptokens.batch: job " .. i .. ": an expiry goes with create, whm_create and "
+      .. "whm_update only", 3)
+  end
+end
+
 local BATCH_OPTIONS = { concurrency = true }
 -- A job's fields: client, op, expires_in (create's, read here) and every
 -- parameter of every operation of the C table.
@@ -185,15 +197,7 @@ function _M.batch(jobs, opts)
         error("cptokens.batch: job " .. i .. ": unknown field '" .. tostring(k) .. "'", 2)
       end
     end
-    local expires_at, err = job.expires_at, nil
-    if job.op == "whm_update" and job.expires_at == 0 and job.expires_in == nil then
-      expires_at = 0 -- never expires
-    elseif EXPIRY_OPS[job.op] then
-      expires_at, err = create_expiry({ expires_in = job.expires_in, expires_at = job.expires_at })
-    elseif job.expires_in ~= nil or job.expires_at ~= nil then
-      error("cptokens.batch: job " .. i .. ": an expiry goes with create, whm_create and "
-        .. "whm_update only", 2)
-    end
+    local expires_at, err = job_expiry(job, i)
     if err then
       results[i] = { ok = false, err = err }
     else
