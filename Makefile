@@ -36,7 +36,7 @@ LUAFILES := $(wildcard lua/cptokens/*.lua)
 
 BUSTED := $(LUA) /usr/bin/busted
 
-.PHONY: all deps test test-all test-suite test-valgrind lint demo install uninstall clean check-rockspec rock install-rock
+.PHONY: all deps test test-all test-suite test-valgrind lint demo sandbox install uninstall clean check-rockspec rock install-rock
 .PHONY: test-asan fuzz test-soak test-chaos
 .PHONY: bench
 
@@ -153,6 +153,11 @@ check-rockspec:
 demo: deps
 	$(MAKE) all
 	CPTOKENS_BUILD=$(BUILD) $(LUA) scripts/demo.lua
+
+# The sandbox server in the foreground, with the `export` lines to try the CLI by hand.
+sandbox: deps
+	@$(MAKE) --no-print-directory -s all
+	@CPTOKENS_BUILD=$(BUILD) $(LUA) scripts/sandbox.lua
 
 # Benchmarks against baselines, written to bench/RESULTS.md (a few minutes; timing-dependent,
 # so not part of `make test` or CI). bench/bench.lua says what each figure compares.
