@@ -36,7 +36,7 @@ LUAFILES := $(wildcard lua/cptokens/*.lua)
 
 BUSTED := $(LUA) /usr/bin/busted
 
-.PHONY: all deps test test-all test-suite test-valgrind lint demo install clean check-rockspec rock install-rock
+.PHONY: all deps test test-all test-suite test-valgrind lint demo sandbox install uninstall clean check-rockspec rock install-rock
 .PHONY: test-asan fuzz test-soak test-chaos
 .PHONY: bench
 
@@ -154,6 +154,11 @@ demo: deps
 	$(MAKE) all
 	CPTOKENS_BUILD=$(BUILD) $(LUA) scripts/demo.lua
 
+# The sandbox server in the foreground, with the `export` lines to try the CLI by hand.
+sandbox: deps
+	@$(MAKE) --no-print-directory -s all
+	@CPTOKENS_BUILD=$(BUILD) $(LUA) scripts/sandbox.lua
+
 # Benchmarks against baselines, written to bench/RESULTS.md (a few minutes; timing-dependent,
 # so not part of `make test` or CI). bench/bench.lua says what each figure compares.
 bench:
@@ -166,14 +171,50 @@ build/bench/floor: bench/floor.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wall -Wextra -o $@ bench/floor.c $(CURL_CFLAGS) $(CURL_LIBS)
 
+# The launcher of each Lua is bin/cptokens-$(LUA_VERSION): its #! line is that Lua's absolute
+# path and it puts the modules installed beside it first on package.path/cpath, so it works in any
+# PREFIX without LUA_PATH/LUA_CPATH. bin/cptokens is the default Lua's (CLI_LUA, 5.4): installing
+# for another Lua writes bin/cptokens only when there is none yet, so installs for several Luas
+# into one PREFIX never replace each other's launcher.
+CLI_LUA     ?= 5.4
+LUA_BIN     := $(shell command -v $(LUA) 2>/dev/null || echo /usr/bin/$(LUA))
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+MANDIR      ?= $(PREFIX)/share/man
+UNITS       := $(wildcard systemd/*.service systemd/*.timer)
+INSTALLED_LUA := $(patsubst lua/%,$(LUADIR)/%,$(LUAFILES))
+
 install: all
 	install -d $(DESTDIR)$(LIBDIR)/cptokens $(DESTDIR)$(LUADIR)/cptokens
 	install -m 0755 $(SO) $(DESTDIR)$(LIBDIR)/cptokens/core.so
 	install -m 0644 $(LUAFILES) $(DESTDIR)$(LUADIR)/cptokens/
-	@# The launcher runs the Lua it was installed for.
-	if [ -f bin/cptokens ]; then install -d $(DESTDIR)$(BINDIR) && \
-	  sed '1s|^#!.*|#!/usr/bin/env $(LUA)|' bin/cptokens > $(DESTDIR)$(BINDIR)/cptokens && \
-	  chmod 0755 $(DESTDIR)$(BINDIR)/cptokens; fi
+	install -d $(DESTDIR)$(BINDIR)
+	{ echo '#!$(LUA_BIN)'; \
+	  echo '-- installed by make install for Lua $(LUA_VERSION): the modules beside it come first'; \
+	  echo 'package.path = "$(LUADIR)/?.lua;$(LUADIR)/?/init.lua;" .. package.path'; \
+	  echo 'package.cpath = "$(LIBDIR)/?.so;" .. package.cpath'; \
+	  sed 1d bin/cptokens; } > $(DESTDIR)$(BINDIR)/cptokens-$(LUA_VERSION)
+	chmod 0755 $(DESTDIR)$(BINDIR)/cptokens-$(LUA_VERSION)
+	if [ "$(LUA_VERSION)" = "$(CLI_LUA)" ] || [ ! -e $(DESTDIR)$(BINDIR)/cptokens ]; then \
+	  cp $(DESTDIR)$(BINDIR)/cptokens-$(LUA_VERSION) $(DESTDIR)$(BINDIR)/cptokens.tmp && \
+	  mv -f $(DESTDIR)$(BINDIR)/cptokens.tmp $(DESTDIR)$(BINDIR)/cptokens; fi
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 docs/cptokens.1 $(DESTDIR)$(MANDIR)/man1/cptokens.1
+	@# systemd units (a oneshot service and a timer each for audit and rotate), naming BINDIR.
+	install -d $(DESTDIR)$(UNITDIR)
+	for u in $(UNITS); do \
+	  sed 's|@BINDIR@|$(BINDIR)|g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u) && \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
+
+# Removes what `make install` put in place for this LUA_VERSION (the units and bin/cptokens too
+# when it is this Lua's launcher); directories are removed only when left empty.
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/cptokens/core.so $(addprefix $(DESTDIR),$(INSTALLED_LUA))
+	if [ -f $(DESTDIR)$(BINDIR)/cptokens ] && \
+	   cmp -s $(DESTDIR)$(BINDIR)/cptokens $(DESTDIR)$(BINDIR)/cptokens-$(LUA_VERSION); then \
+	  rm -f $(DESTDIR)$(BINDIR)/cptokens $(DESTDIR)$(MANDIR)/man1/cptokens.1 \
+	    $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(UNITS))); fi
+	rm -f $(DESTDIR)$(BINDIR)/cptokens-$(LUA_VERSION)
+	-rmdir $(DESTDIR)$(LIBDIR)/cptokens $(DESTDIR)$(LUADIR)/cptokens 2>/dev/null
 
 # For `luarocks make`: a clean build in its own folder, whatever Lua it targets.
 rock:

@@ -5,19 +5,31 @@ source = {
   url = "git+file:///cptokens",  -- built in place with `luarocks make`
 }
 description = {
-  summary = "Manage cPanel API tokens from Lua: create, list, rename, revoke, rotate",
+  summary = "Manage cPanel and WHM API tokens from Lua and the shell, safely",
   detailed = [[
-    cptokens creates (optionally expiring), lists, renames and revokes cPanel API
-    tokens over HTTPS with libcurl, for scripts, automation and nginx/OpenResty.
+    cptokens creates (optionally expiring), lists, renames, revokes, rotates and
+    audits cPanel API tokens over HTTPS, from Lua 5.1 to 5.4, LuaJIT and
+    nginx/OpenResty, and from a command-line tool. The protocol and HTTP work is
+    a C module on libcurl (TLS always verified, one trust store per process);
+    rotation never loses the only working token (verify before store, a lock
+    and a journal per token file); secrets never appear in output, errors,
+    logs or argv.
   ]],
   license = "MIT",
+  maintainer = "the cptokens team",
+  labels = { "cpanel", "whm", "api", "tokens", "security", "openresty" },
 }
 dependencies = {
   "lua >= 5.1, < 5.5",
   "lua-cjson >= 2.1",
 }
--- libcurl is found by the Makefile with pkg-config (Debian keeps curl.h in a
--- multiarch folder that LuaRocks' external_dependencies search does not see).
+-- libcurl and OpenSSL: LuaRocks checks that the libraries are there; the Makefile finds
+-- their headers and flags with pkg-config (Debian keeps curl.h in a multiarch folder that
+-- LuaRocks' header search does not see, so no header is named here).
+external_dependencies = {
+  CURL = { library = "curl" },
+  OPENSSL = { library = "ssl" },
+}
 build = {
   -- One build path: the Makefile, driven with LuaRocks' own variables.
   type = "make",

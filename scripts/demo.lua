@@ -7,7 +7,12 @@ package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
 
 local cptokens = require "cptokens"
 local server = require "spec.support.server"
+local util = require "spec.support.util"
 local time = cptokens.time
+
+local q = util.shell_quote
+-- The interpreter running this demo runs the tool too.
+local LUA = arg and arg[-1] or "lua5.4"
 
 local function say(fmt, ...) io.write(fmt:format(...), "\n") end
 
@@ -52,6 +57,18 @@ local ok, failure = pcall(function()
                                  cafile = srv.cafile })
   say("    client: %s", tostring(c))
   show(check(c:list()), os.time())
+
+  say("\n   The same from the shell, with the command-line tool (the token from a 0600 file:")
+  say("   a secret never goes on a command line, where every user sees it in ps):")
+  local tokfile = srv.dir .. "/demo.token"
+  util.write_private(tokfile, tok.token .. "\n")
+  local cmd = table.concat({ "LUA_PATH=" .. q("lua/?.lua;lua/?/init.lua;;"),
+    "LUA_CPATH=" .. q(build .. "/?.so;;"), q(LUA), "bin/cptokens", "list", "--url", q(srv.url),
+    "--user", user, "--cafile", q(srv.cafile), "--token-file", q(tokfile) }, " ")
+  say("    $ cptokens list --url %s --user %s --cafile CA --token-file FILE", srv.url, user)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  for line in p:lines() do say("    %s", line) end
+  check(p:close() and true or nil, "cptokens list failed")
 
   say("\n3. Rename it (the secret stays the same)")
   check(c:rename("demo-deploy", "demo-deploy-old"))
