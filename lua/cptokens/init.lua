@@ -3,8 +3,9 @@
 -- is the public face: new(), the error type, and the parts written in Lua.
 local core = require "cptokens.core"
 local time = require "cptokens.time"
+local util = require "cptokens.util"
 
-local error, getmetatable, ipairs, pairs, tostring, type = error, getmetatable, ipairs, pairs, tostring, type
+local error, ipairs, pairs, tostring, type = error, ipairs, pairs, tostring, type
 
 local _M = {
   _VERSION = core._VERSION,
@@ -67,9 +68,7 @@ end
 _M.error = core.error
 
 --- True when v is an error object returned by cptokens.
-function _M.is_error(v)
-  return type(v) == "table" and getmetatable(v) == core.Error
-end
+_M.is_error = util.is_error
 
 local CREATE_OPTIONS = { expires_in = true, expires_at = true }
 

@@ -16,6 +16,7 @@
 --   * timeout is a deadline over the whole request; connect_timeout bounds
 --     the connection; max_response bounds the body.
 local core = require "cptokens.core"
+local util = require "cptokens.util"
 
 local concat, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type =
   table.concat, ipairs, pairs, pcall, setmetatable, tonumber, tostring, type
@@ -23,6 +24,7 @@ local byte, find, format, gsub, lower, match, sub = string.byte, string.find, st
   string.gsub, string.lower, string.match, string.sub
 local ceil = math.ceil
 local io_open = io.open
+local clean, one_line = util.clean, util.one_line
 
 local ngx = rawget(_G, "ngx")
 
@@ -141,10 +143,6 @@ local function now()
   return ngx.now()
 end
 
-local function one_line(s)
-  return (gsub(tostring(s), "%c+", " "))
-end
-
 -- A reader over a cosocket with a deadline on every wait. Errors are
 -- (nil, kind, message); `got` counts the bytes of this reply received.
 local Reader = {}
@@ -240,7 +238,7 @@ end
 ---------------------------------------------------------------- one request
 
 local function fail(kind, op, fmt, ...)
-  return nil, core.error(kind, op .. ": " .. one_line(format(fmt, ...)))
+  return nil, core.error(kind, op .. ": " .. clean(one_line(format(fmt, ...))))
 end
 
 -- A cosocket error while waiting: the error kind, in the C transport's vocabulary.
