@@ -28,7 +28,7 @@ static void client_destroy(cpt_client_t *c) {
 
 cpt_client_t *cpt_client_check(lua_State *L, int idx) {
   cpt_client_t *c = (cpt_client_t *)luaL_checkudata(L, idx, CLIENT_MT);
-  if (!c->open) luaL_error(L, "cptokens: the client is closed");
+  if (!c->open) cpt_misuse(L, "cptokens: the client is closed");
   return c;
 }
 
@@ -86,9 +86,9 @@ static void check_keys(lua_State *L, int idx) {
     if (lua_type(L, -1) == LUA_TSTRING) {
       const char *k = lua_tostring(L, -1);
       for (i = 0; option_names[i] && !known; i++) known = strcmp(k, option_names[i]) == 0;
-      if (!known) luaL_error(L, "cptokens.new: unknown option '%s'", k);
+      if (!known) cpt_misuse(L, "cptokens.new: unknown option '%s'", k);
     } else {
-      luaL_error(L, "cptokens.new: option names must be strings, got a %s",
+      cpt_misuse(L, "cptokens.new: option names must be strings, got a %s",
                  luaL_typename(L, -1));
     }
   }
@@ -103,7 +103,7 @@ static const char *opt_string(lua_State *L, int idx, const char *k, size_t *len)
     return NULL;
   }
   if (lua_type(L, -1) != LUA_TSTRING)
-    luaL_error(L, "cptokens.new: option '%s' must be a string, got a %s", k,
+    cpt_misuse(L, "cptokens.new: option '%s' must be a string, got a %s", k,
                luaL_typename(L, -1));
   s = lua_tolstring(L, -1, len);
   lua_pop(L, 1); /* the options table keeps the string alive */
@@ -119,12 +119,12 @@ static long opt_seconds(lua_State *L, int idx, const char *k, long dflt_ms) {
     return dflt_ms;
   }
   if (lua_type(L, -1) != LUA_TNUMBER)
-    luaL_error(L, "cptokens.new: option '%s' must be a number of seconds, got a %s", k,
+    cpt_misuse(L, "cptokens.new: option '%s' must be a number of seconds, got a %s", k,
                luaL_typename(L, -1));
   n = lua_tonumber(L, -1);
   lua_pop(L, 1);
   if (!(n > 0 && n <= 86400))
-    luaL_error(L, "cptokens.new: option '%s' must be more than 0 and at most 86400 seconds", k);
+    cpt_misuse(L, "cptokens.new: option '%s' must be more than 0 and at most 86400 seconds", k);
   return n * 1000 < 1 ? 1 : (long)(n * 1000);
 }
 
@@ -162,8 +162,8 @@ static void read_options(lua_State *L, int idx, new_args_t *a) {
   a->whm_user = opt_string(L, idx, "whm_user", &a->whm_user_len);
   a->cafile = opt_string(L, idx, "cafile", &a->cafile_len);
   a->capath = opt_string(L, idx, "capath", &a->capath_len);
-  if (a->url == NULL) luaL_error(L, "cptokens.new: option 'url' is required");
-  if (a->user == NULL) luaL_error(L, "cptokens.new: option 'user' is required");
+  if (a->url == NULL) cpt_misuse(L, "cptokens.new: option 'url' is required");
+  if (a->user == NULL) cpt_misuse(L, "cptokens.new: option 'user' is required");
   if (token) n++, a->cred = CPT_CRED_TOKEN, a->secret = token, a->secret_len = tl,
              a->secret_name = "token";
   if (password) n++, a->cred = CPT_CRED_PASSWORD, a->secret = password, a->secret_len = pl,
@@ -171,17 +171,17 @@ static void read_options(lua_State *L, int idx, new_args_t *a) {
   if (whm_token) n++, a->cred = CPT_CRED_WHM, a->secret = whm_token, a->secret_len = wl,
                  a->secret_name = "whm_token";
   if (n != 1)
-    luaL_error(L, "cptokens.new: give exactly one credential: token, password or whm_token "
+    cpt_misuse(L, "cptokens.new: give exactly one credential: token, password or whm_token "
                   "(got %d)", n);
   if (a->otp && a->cred != CPT_CRED_PASSWORD)
-    luaL_error(L, "cptokens.new: option 'otp' goes with 'password' only");
+    cpt_misuse(L, "cptokens.new: option 'otp' goes with 'password' only");
   if (a->whm_user && a->cred != CPT_CRED_WHM)
-    luaL_error(L, "cptokens.new: option 'whm_user' goes with 'whm_token' only");
+    cpt_misuse(L, "cptokens.new: option 'whm_user' goes with 'whm_token' only");
   if (a->whm_user == NULL) a->whm_user = "root", a->whm_user_len = 4;
 
   lua_getfield(L, idx, "insecure");
   if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
-    luaL_error(L, "cptokens.new: option 'insecure' must be a boolean");
+    cpt_misuse(L, "cptokens.new: option 'insecure' must be a boolean");
   a->opts.insecure = lua_toboolean(L, -1);
   lua_pop(L, 1);
   a->opts.timeout_ms = opt_seconds(L, idx, "timeout", 30000);
@@ -190,10 +190,10 @@ static void read_options(lua_State *L, int idx, new_args_t *a) {
   lua_getfield(L, idx, "max_response");
   if (!lua_isnil(L, -1)) {
     if (lua_type(L, -1) != LUA_TNUMBER)
-      luaL_error(L, "cptokens.new: option 'max_response' must be a number of bytes");
+      cpt_misuse(L, "cptokens.new: option 'max_response' must be a number of bytes");
     max = lua_tonumber(L, -1);
     if (!(max >= 1 && max <= 1073741824.0))
-      luaL_error(L, "cptokens.new: option 'max_response' must be from 1 to 1073741824 bytes");
+      cpt_misuse(L, "cptokens.new: option 'max_response' must be from 1 to 1073741824 bytes");
     a->opts.max_response = (size_t)max;
   }
   lua_pop(L, 1);
@@ -272,14 +272,14 @@ static int l_new(lua_State *L) {
   a.opts.trust = cpt_trust_get(L, c->cafile, c->capath, a.opts.insecure, msg, sizeof msg);
   if (a.opts.trust == NULL) {
     client_destroy(c);
-    return luaL_error(L, "cptokens: %s", msg);
+    return cpt_misuse(L, "cptokens: %s", msg);
   }
   c->opts = a.opts;
   c->opts.trust = NULL; /* owned by c->curl from here on */
   c->curl = cpt_curl_new(&a.opts, msg, sizeof msg);
   if (c->curl == NULL) {
     client_destroy(c);
-    return luaL_error(L, "cptokens: %s", msg);
+    return cpt_misuse(L, "cptokens: %s", msg);
   }
   c->open = 1;
   return 1;
@@ -301,8 +301,10 @@ static void read_args(lua_State *L, const cpt_op_t *op, int first, cpt_arg_t *ar
     int idx = first + i;
     if (cpt_ops_arg(L, idx, p, &args[i]) == 0) continue;
     cpt_ops_expect(p, want, sizeof want);
-    if (p->type == CPT_PT_EPOCH) luaL_argerror(L, idx, want);
-    luaL_argerror(L, idx, lua_pushfstring(L, "%s, got a %s", want, luaL_typename(L, idx)));
+    /* named by the operation (create, not the _create that init.lua wraps) */
+    if (p->type == CPT_PT_EPOCH) cpt_argerror(L, i + 1, op->name, want);
+    cpt_argerror(L, i + 1, op->name,
+                 lua_pushfstring(L, "%s, got a %s", want, luaL_typename(L, idx)));
   }
 }
 
@@ -430,7 +432,8 @@ static int l_prepare(lua_State *L) {
   cpt_arg_t args[CPT_PARAMS_MAX];
   int rc;
   if (op == NULL)
-    return luaL_argerror(L, 2, lua_pushfstring(L, "invalid option '%s'", lua_tostring(L, 2)));
+    return cpt_argerror(L, 1, "_prepare",
+                        lua_pushfstring(L, "invalid option '%s'", lua_tostring(L, 2)));
   read_args(L, op, 3, args);
   if ((rc = build(L, c, op, args)) != 0) return rc;
   push_request(L, c, args);
@@ -502,10 +505,10 @@ static int l_set_token(lua_State *L) {
   size_t n;
   const char *tok;
   char *copy;
-  if (lua_type(L, 2) != LUA_TSTRING) luaL_argerror(L, 2, "token must be a string");
+  if (lua_type(L, 2) != LUA_TSTRING) cpt_argerror(L, 1, "_set_token", "token must be a string");
   tok = lua_tolstring(L, 2, &n);
   if (c->target.cred != CPT_CRED_TOKEN)
-    luaL_error(L, "cptokens: _set_token is for clients that authenticate with a token");
+    cpt_misuse(L, "cptokens: _set_token is for clients that authenticate with a token");
   if (n == 0 || cpt_check_header_value(tok, n) != 0)
     return cpt_error(L, CPT_EINVALID, 0, "token must be non-empty and free of control characters");
   copy = cpt_strdup(tok, n);

@@ -4,6 +4,11 @@
  * An error is a plain table {kind, message, status?, errors?} with the
  * metatable "cptokens.Error", whose __tostring gives "cptokens: kind: message".
  * It depends on nothing but Lua: every other area may call it.
+ *
+ * Misuse (a wrong type, an unknown option) raises instead; cpt_misuse and
+ * cpt_argerror raise at the caller's line, the first frame outside the
+ * library's own Lua modules (init.lua wraps several C functions: its line is
+ * not where the mistake is).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -54,6 +59,46 @@ int cpt_is_error(lua_State *L, int idx) {
   is = lua_rawequal(L, -1, -2);
   lua_pop(L, 2);
   return is;
+}
+
+/* 1 when src (a chunk name without its '@') is a Lua file directly in a folder
+ * named cptokens, but the CLI: the library's own modules, which call C for
+ * their caller. */
+static int is_library(const char *src) {
+  const char *slash = strrchr(src, '/');
+  size_t dir;
+  if (slash == NULL || strcmp(slash, "/cli.lua") == 0) return 0;
+  dir = (size_t)(slash - src);
+  if (dir < 8 || strncmp(slash - 8, "cptokens", 8) != 0) return 0;
+  if (dir > 8 && slash[-9] != '/') return 0;
+  return strlen(slash) > 5 && strcmp(slash + strlen(slash) - 4, ".lua") == 0;
+}
+
+void cpt_where(lua_State *L) {
+  lua_Debug ar;
+  int level;
+  for (level = 1; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline <= 0) continue; /* a C function, or a tail call's trace */
+    if (ar.source[0] == '@' && is_library(ar.source + 1)) continue;
+    lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+    return;
+  }
+  lua_pushliteral(L, "");
+}
+
+int cpt_misuse(lua_State *L, const char *fmt, ...) {
+  va_list ap;
+  cpt_where(L);
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
+int cpt_argerror(lua_State *L, int arg, const char *fname, const char *msg) {
+  return cpt_misuse(L, "bad argument #%d to '%s' (%s)", arg, fname, msg);
 }
 
 static int error_tostring(lua_State *L) {

@@ -90,6 +90,37 @@ describe("cptokens.new", function()
     assert.is_false(pcall(c.create, c, "x", { expires_in = {} }))
   end)
 
+  it("raises misuse at the caller's line, never at a line of the library", function()
+    local c = assert(cptokens.new(base))
+    -- each function is one line: where it is defined is where the mistake is
+    local cases = {
+      function() cptokens.new { cafiel = "/x" } end,
+      function() cptokens.new { url = 42, user = "alice", token = TOKEN } end,
+      function() cptokens.new(with { transport = "curl", cafiel = "/x" }) end,
+      function() c:create(42) end,
+      function() c:create("x", { expire_in = "1h" }) end,
+      function() c:rename("x", 42) end,
+      function() c:_prepare("nope") end,
+      function() cptokens.batch({ { client = c, op = "rename", name = "x" } }) end,
+      function() cptokens.batch({ { client = c, op = "create", name = "x", bogus = 1 } }) end,
+    }
+    for i, f in ipairs(cases) do
+      local ok, msg = pcall(f)
+      assert.is_false(ok, "case " .. i)
+      local at = debug.getinfo(f, "S")
+      local want = at.short_src .. ":" .. at.linedefined .. ": "
+      assert.are.equal(want, tostring(msg):sub(1, #want), "case " .. i .. ": " .. tostring(msg))
+    end
+    local ok, msg = pcall(function() c:create(42) end)
+    assert.is_false(ok)
+    assert.is_truthy(tostring(msg):find("bad argument #1 to 'create'", 1, true), tostring(msg))
+    c:close()
+    ok, msg = pcall(function() c:create("x") end)
+    assert.is_false(ok)
+    assert.is_nil(tostring(msg):find("init.lua", 1, true), tostring(msg))
+    assert.is_truthy(tostring(msg):find("closed", 1, true), tostring(msg))
+  end)
+
   if _VERSION == "Lua 5.4" then
     it("is released by a <close> variable", function()
       local chunk = assert(load([[
