@@ -121,6 +121,37 @@ describe("cptokens.new", function()
     assert.is_truthy(tostring(msg):find("closed", 1, true), tostring(msg))
   end)
 
+  it("README's error idiom keeps the error object's text on this Lua (" .. _VERSION .. ")", function()
+    local f = assert(io.open("README.md", "rb"))
+    local readme = f:read("*a")
+    f:close()
+    local src = readme:match("\n(local function check%(v, %.%.%.%)\n.-\nend)\n")
+    assert.is_string(src, "README's quick start defines check")
+    local check = assert((loadstring or load)(src .. "\nreturn check"))()
+    local err = cptokens.error("auth", "the credentials were refused")
+    local ok, msg = pcall(function() return check(nil, err) end)
+    assert.is_false(ok)
+    assert.are.equal("cptokens: auth: the credentials were refused", msg:gsub("^[^:]+:%d+: ", ""))
+    assert.are.same({ true, false }, { check(true, false) }, "what follows the value is kept")
+    -- why README does not use assert: Lua 5.1's takes a string message only (busted's
+    -- assert is luassert's, so ask this Lua's own in a child process)
+    local util = require "spec.support.util"
+    local p = assert(io.popen(util.LUA .. [[ -e 'local e = setmetatable({}, { __tostring = function()
+      return "the error" end }) print(tostring(select(2, pcall(assert, nil, e))))' 2>&1]]))
+    local out = p:read("*a")
+    p:close()
+    if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
+      assert.is_truthy(out:find("string expected", 1, true), out)
+    else
+      assert.are.equal("the error\n", out)
+    end
+    -- outside the OpenResty section (LuaJIT's assert raises the object), no assert(<call>)
+    local before_openresty = readme:match("^(.-)\n## OpenResty")
+    for block in before_openresty:gmatch("```lua\n(.-)```") do
+      assert.is_nil(block:gsub("%-%-[^\n]*", ""):find("assert%(%a[%w_.:]*%("), block)
+    end
+  end)
+
   if _VERSION == "Lua 5.4" then
     it("is released by a <close> variable", function()
       local chunk = assert(load([[
