@@ -94,17 +94,24 @@ static void check_keys(lua_State *L, int idx) {
   }
 }
 
-/* Option `k` as a string (NULL when absent); raises when it is another type. */
-static const char *opt_string(lua_State *L, int idx, const char *k, size_t *len) {
-  const char *s;
+/* Option `k` of the table at idx: 0 when absent (nothing pushed); raises unless
+ * it is of type `type` (`want` names it in the message); else 1, the value pushed. */
+static int opt_field(lua_State *L, int idx, const char *k, int type, const char *want) {
   lua_getfield(L, idx, k);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
-    return NULL;
+    return 0;
   }
-  if (lua_type(L, -1) != LUA_TSTRING)
-    cpt_misuse(L, "cptokens.new: option '%s' must be a string, got a %s", k,
+  if (lua_type(L, -1) != type)
+    cpt_misuse(L, "cptokens.new: option '%s' must be %s, got a %s", k, want,
                luaL_typename(L, -1));
+  return 1;
+}
+
+/* Option `k` as a string (NULL when absent); raises when it is another type. */
+static const char *opt_string(lua_State *L, int idx, const char *k, size_t *len) {
+  const char *s;
+  if (!opt_field(L, idx, k, LUA_TSTRING, "a string")) return NULL;
   s = lua_tolstring(L, -1, len);
   lua_pop(L, 1); /* the options table keeps the string alive */
   return s;
@@ -113,14 +120,7 @@ static const char *opt_string(lua_State *L, int idx, const char *k, size_t *len)
 /* Option `k` as seconds, converted to milliseconds; raises on a bad value. */
 static long opt_seconds(lua_State *L, int idx, const char *k, long dflt_ms) {
   lua_Number n;
-  lua_getfield(L, idx, k);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    return dflt_ms;
-  }
-  if (lua_type(L, -1) != LUA_TNUMBER)
-    cpt_misuse(L, "cptokens.new: option '%s' must be a number of seconds, got a %s", k,
-               luaL_typename(L, -1));
+  if (!opt_field(L, idx, k, LUA_TNUMBER, "a number of seconds")) return dflt_ms;
   n = lua_tonumber(L, -1);
   lua_pop(L, 1);
   if (!(n > 0 && n <= 86400))
@@ -179,24 +179,21 @@ static void read_options(lua_State *L, int idx, new_args_t *a) {
     cpt_misuse(L, "cptokens.new: option 'whm_user' goes with 'whm_token' only");
   if (a->whm_user == NULL) a->whm_user = "root", a->whm_user_len = 4;
 
-  lua_getfield(L, idx, "insecure");
-  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
-    cpt_misuse(L, "cptokens.new: option 'insecure' must be a boolean");
-  a->opts.insecure = lua_toboolean(L, -1);
-  lua_pop(L, 1);
+  a->opts.insecure = 0;
+  if (opt_field(L, idx, "insecure", LUA_TBOOLEAN, "a boolean")) {
+    a->opts.insecure = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
   a->opts.timeout_ms = opt_seconds(L, idx, "timeout", 30000);
   a->opts.connect_timeout_ms = opt_seconds(L, idx, "connect_timeout", 10000);
   a->opts.max_response = 16u << 20;
-  lua_getfield(L, idx, "max_response");
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TNUMBER)
-      cpt_misuse(L, "cptokens.new: option 'max_response' must be a number of bytes");
+  if (opt_field(L, idx, "max_response", LUA_TNUMBER, "a number of bytes")) {
     max = lua_tonumber(L, -1);
+    lua_pop(L, 1);
     if (!(max >= 1 && max <= 1073741824.0))
       cpt_misuse(L, "cptokens.new: option 'max_response' must be from 1 to 1073741824 bytes");
     a->opts.max_response = (size_t)max;
   }
-  lua_pop(L, 1);
 }
 
 /* Checks option values that are data, not misuse: nil, err "invalid" when wrong. */
@@ -382,9 +379,24 @@ static void push_args(lua_State *L, const cpt_request_t *rq, const cpt_arg_t *ar
   }
 }
 
+/* The names of the credential kinds, by cpt_cred_t. */
+static const char *const creds[] = {"token", "password", "whm_token"};
+
+/* Sets user, credential and whm_user (always, or for a WHM credential only) in the
+ * table on top. */
+static void set_identity(lua_State *L, const cpt_client_t *c, int whm_user_always) {
+  lua_pushstring(L, c->target.user);
+  lua_setfield(L, -2, "user");
+  lua_pushstring(L, creds[c->target.cred]);
+  lua_setfield(L, -2, "credential");
+  if (whm_user_always || c->target.cred == CPT_CRED_WHM) {
+    lua_pushstring(L, c->target.whm_user);
+    lua_setfield(L, -2, "whm_user");
+  }
+}
+
 /* Pushes the request table of _prepare for the built c->rq. */
 static void push_request(lua_State *L, cpt_client_t *c, const cpt_arg_t *args) {
-  static const char *const creds[] = {"token", "password", "whm_token"};
   const cpt_request_t *rq = &c->rq;
   const char *p = strstr(rq->url.p, "://") + 3;
   size_t authority = strcspn(p, "/");
@@ -409,12 +421,7 @@ static void push_request(lua_State *L, cpt_client_t *c, const cpt_arg_t *args) {
   lua_setfield(L, -2, "body");
   lua_pushboolean(L, rq->whm);
   lua_setfield(L, -2, "whm");
-  lua_pushstring(L, c->target.user);
-  lua_setfield(L, -2, "user");
-  lua_pushstring(L, c->target.whm_user);
-  lua_setfield(L, -2, "whm_user");
-  lua_pushstring(L, creds[c->target.cred]);
-  lua_setfield(L, -2, "credential");
+  set_identity(L, c, 1);
   push_args(L, rq, args);
   push_headers(L, rq);
 }
@@ -452,7 +459,6 @@ static int l_close(lua_State *L) {
 
 static int l_tostring(lua_State *L) {
   cpt_client_t *c = (cpt_client_t *)luaL_checkudata(L, 1, CLIENT_MT);
-  static const char *const creds[] = {"token", "password", "whm_token"};
   if (!c->open)
     lua_pushliteral(L, "cptokens.Client (closed)");
   else
@@ -468,18 +474,10 @@ static int l_tostring(lua_State *L) {
  */
 static int l_info(lua_State *L) {
   cpt_client_t *c = check_client(L);
-  static const char *const creds[] = {"token", "password", "whm_token"};
   lua_createtable(L, 0, 4);
   lua_pushstring(L, c->target.base);
   lua_setfield(L, -2, "url");
-  lua_pushstring(L, c->target.user);
-  lua_setfield(L, -2, "user");
-  lua_pushstring(L, creds[c->target.cred]);
-  lua_setfield(L, -2, "credential");
-  if (c->target.cred == CPT_CRED_WHM) {
-    lua_pushstring(L, c->target.whm_user);
-    lua_setfield(L, -2, "whm_user");
-  }
+  set_identity(L, c, 0);
   lua_pushstring(L, c->cafile);
   lua_setfield(L, -2, "cafile");
   lua_pushstring(L, c->capath);
@@ -544,25 +542,16 @@ void cpt_client_open(lua_State *L) {
       {"close", l_close},     {"info", l_info},   {"_prepare", l_prepare},
       {"_set_token", l_set_token}, {"_holds", l_holds}, {NULL, NULL}};
   int i;
-  if (luaL_newmetatable(L, CLIENT_MT)) {
-    lua_newtable(L);
-    cpt_setfuncs(L, methods);
+  if (cpt_class(L, CLIENT_MT, methods, l_close)) {
+    lua_getfield(L, -1, "__index");
     for (i = 0; i < cpt_ops_count; i++) { /* the operations, from the table */
       lua_pushinteger(L, i);
       lua_pushcclosure(L, l_op, 1);
       lua_setfield(L, -2, cpt_ops[i].method);
     }
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__gc");
-#if CPT_HAVE_CLOSE
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__close");
-#endif
+    lua_pop(L, 1);
     lua_pushcfunction(L, l_tostring);
     lua_setfield(L, -2, "__tostring");
-    lua_pushliteral(L, CLIENT_MT);
-    lua_setfield(L, -2, "__name");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
   }

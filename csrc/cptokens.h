@@ -73,6 +73,10 @@ CPT_HIDDEN int cpt_is_error(lua_State *L, int idx);
 CPT_HIDDEN void cpt_where(lua_State *L);
 CPT_HIDDEN int cpt_misuse(lua_State *L, const char *fmt, ...);
 CPT_HIDDEN int cpt_argerror(lua_State *L, int arg, const char *fname, const char *msg);
+/* The metatable `name` (created now: returns 1; else 0), on the stack: __index =
+ * the methods, __gc = __close = destroy (idempotent), __name. */
+CPT_HIDDEN int cpt_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                         lua_CFunction destroy);
 
 /* ---- scrubbing the credential from errors (scrub.c) ------------------------ */
 

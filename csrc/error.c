@@ -9,6 +9,9 @@
  * cpt_argerror raise at the caller's line, the first frame outside the
  * library's own Lua modules (init.lua wraps several C functions: its line is
  * not where the mistake is).
+ *
+ * cpt_class makes the metatable of a userdata type with methods and one
+ * idempotent destructor (for __gc and __close), for every area that has one.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -99,6 +102,22 @@ int cpt_misuse(lua_State *L, const char *fmt, ...) {
 
 int cpt_argerror(lua_State *L, int arg, const char *fname, const char *msg) {
   return cpt_misuse(L, "bad argument #%d to '%s' (%s)", arg, fname, msg);
+}
+
+int cpt_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction destroy) {
+  if (!luaL_newmetatable(L, name)) return 0;
+  lua_newtable(L);
+  cpt_setfuncs(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, destroy);
+  lua_setfield(L, -2, "__gc");
+#if CPT_HAVE_CLOSE
+  lua_pushcfunction(L, destroy);
+  lua_setfield(L, -2, "__close");
+#endif
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "__name");
+  return 1;
 }
 
 static int error_tostring(lua_State *L) {
