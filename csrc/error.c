@@ -127,10 +127,13 @@ static int error_tostring(lua_State *L) {
   return 1;
 }
 
+/* Every error kind (cptokens.h), in the order README's table gives them. */
+static const char *const kinds[] = {CPT_EINVALID, CPT_EAUTH,    CPT_EAPI,     CPT_EHTTP,
+                                    CPT_ETLS,     CPT_ETIMEOUT, CPT_ENETWORK, CPT_EPROTOCOL,
+                                    NULL};
+
 /* core.error(kind, message [, status]) -> a new error object (for the Lua layer). */
 static int l_error(lua_State *L) {
-  static const char *const kinds[] = {CPT_EINVALID, CPT_EAUTH, CPT_EAPI, CPT_EHTTP, CPT_ETLS,
-                                      CPT_ETIMEOUT, CPT_ENETWORK, CPT_EPROTOCOL, NULL};
   int k = luaL_checkoption(L, 1, NULL, kinds);
   const char *msg = luaL_checkstring(L, 2);
   long status = (long)luaL_optinteger(L, 3, 0);
@@ -139,6 +142,7 @@ static int l_error(lua_State *L) {
 }
 
 void cpt_error_open(lua_State *L) {
+  int i;
   if (luaL_newmetatable(L, ERROR_MT)) {
     lua_pushcfunction(L, error_tostring);
     lua_setfield(L, -2, "__tostring");
@@ -148,4 +152,10 @@ void cpt_error_open(lua_State *L) {
   lua_setfield(L, -2, "Error");
   lua_pushcfunction(L, l_error);
   lua_setfield(L, -2, "error");
+  lua_newtable(L); /* core.KINDS: kind -> true */
+  for (i = 0; kinds[i]; i++) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, kinds[i]);
+  }
+  lua_setfield(L, -2, "KINDS");
 }

@@ -4,7 +4,6 @@ local server = require "spec.support.server"
 local cptokens = require "cptokens"
 local core = require "cptokens.core"
 
-local ALICE_PW = "alice-Pa55word!"
 local TOKEN = ("Q"):rep(32)
 
 describe("cptokens.new", function()
@@ -190,8 +189,7 @@ describe("the client's connection", function()
   before_each(function() srv:reset() end)
 
   it("reuses one keep-alive TLS connection for sequential calls", function()
-    local c = assert(cptokens.new { url = srv.url, user = "alice", password = ALICE_PW,
-                                    cafile = srv.cafile })
+    local c = H.client(srv)
     assert(c:create("ka"))
     for _ = 1, 4 do assert(c:list()) end
     assert(c:revoke("ka"))
@@ -201,16 +199,14 @@ describe("the client's connection", function()
     assert.are.equal(6, log[#log].connection_requests)
     -- a second client of the same server with the same trust settings reuses that idle
     -- connection (spec/47-trust_spec.lua: the pool of a trust configuration)
-    local d = assert(cptokens.new { url = srv.url, user = "alice", password = ALICE_PW,
-                                    cafile = srv.cafile })
+    local d = H.client(srv)
     assert(d:list())
     log = srv:log()
     assert.are.equal(log[1].connection, log[#log].connection)
   end)
 
   it("sends list as GET and the others as POST form bodies", function()
-    local c = assert(cptokens.new { url = srv.url, user = "alice", password = ALICE_PW,
-                                    cafile = srv.cafile })
+    local c = H.client(srv)
     assert(c:create("m", { expires_in = "1h" }))
     assert(c:list())
     assert(c:rename("m", "n"))
