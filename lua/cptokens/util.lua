@@ -12,6 +12,10 @@
 --   util.is_error(v)  true when v is a cptokens error object
 --   util.toint(x)     an integral number as the integer subtype where Lua has one
 --   util.trim(s)      s without its leading and trailing white space
+--   util.expiry_option(who, expires_in, expires_at, level)
+--                     the expiry options of `who` ("create", "rotate"): an epoch, nil
+--                     (never), or nil, err (kind "invalid"); misuse raises at `level`
+--                     (as error's, counted from the function that calls this one)
 --
 -- Not part of the public API: require "cptokens.util" from the library's own
 -- modules only (the CLI included).
@@ -19,7 +23,7 @@
 -- @module cptokens.util
 local core = require "cptokens.core"
 
-local getmetatable, tostring, type = getmetatable, tostring, type
+local error, getmetatable, require, tostring, type = error, getmetatable, require, tostring, type
 local string_byte, string_find, string_format, string_gsub =
   string.byte, string.find, string.format, string.gsub
 local math_tointeger = math.tointeger -- nil before Lua 5.3
@@ -63,6 +67,21 @@ end
 function _M.trim(s)
   local _, _, inner = string_find(s, "^%s*(.-)%s*$")
   return inner
+end
+
+function _M.expiry_option(who, expires_in, expires_at, level)
+  if expires_in ~= nil and expires_at ~= nil then
+    error("cptokens: " .. who .. ": give expires_in or expires_at, not both", level + 1)
+  end
+  local v = expires_in ~= nil and expires_in or expires_at
+  if v == nil then return nil end
+  if type(v) ~= "string" and type(v) ~= "number" then
+    error("cptokens: " .. who .. ": " .. (expires_in ~= nil and "expires_in" or "expires_at")
+      .. " must be a string or a number, got " .. type(v), level + 1)
+  end
+  local epoch, msg = require("cptokens.time").expiry(expires_in, expires_at)
+  if not epoch then return nil, core.error("invalid", who .. ": " .. _M.clean(msg)) end
+  return epoch
 end
 
 return _M
