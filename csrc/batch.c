@@ -56,13 +56,13 @@ static void read_fields(lua_State *L, const cpt_op_t *op, int t, size_t i, cpt_a
     const cpt_param_t *p = &op->params[k];
     lua_getfield(L, t, p->field);
     rc = cpt_ops_arg(L, -1, p, &args[k]);
-    if (rc == 1) luaL_error(L, "cptokens.batch: job %d needs a %s", (int)i + 1, p->field);
+    if (rc == 1) cpt_misuse(L, "cptokens.batch: job %d needs a %s", (int)i + 1, p->field);
     if (rc == 2 && p->type == CPT_PT_NAME)
-      luaL_error(L, "cptokens.batch: job %d needs a %s", (int)i + 1, p->field);
+      cpt_misuse(L, "cptokens.batch: job %d needs a %s", (int)i + 1, p->field);
     if (rc == 2 && (p->type == CPT_PT_EPOCH || p->type == CPT_PT_EPOCH0))
-      luaL_error(L, "cptokens.batch: job %d: %s must be a whole number", (int)i + 1, p->field);
+      cpt_misuse(L, "cptokens.batch: job %d: %s must be a whole number", (int)i + 1, p->field);
     if (rc == 2)
-      luaL_error(L, "cptokens.batch: job %d: %s", (int)i + 1, cpt_ops_expect(p, want, sizeof want));
+      cpt_misuse(L, "cptokens.batch: job %d: %s", (int)i + 1, cpt_ops_expect(p, want, sizeof want));
   }
 }
 
@@ -81,7 +81,7 @@ static cpt_client_t *build_job(lua_State *L, batch_t *b, size_t i, long long now
   lua_getfield(L, t, "op");
   op = cpt_ops_find(lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL);
   if (op == NULL)
-    luaL_error(L, "cptokens.batch: job %d: op must be an operation of core.ops", (int)i + 1);
+    cpt_misuse(L, "cptokens.batch: job %d: op must be an operation of core.ops", (int)i + 1);
   read_fields(L, op, t, i, args);
   j->rq = rq;
   j->client = c->curl;
@@ -197,7 +197,7 @@ static int l_batch(lua_State *L) {
   for (i = 0; i < n; i++) {
     lua_rawgeti(L, 1, (int)i + 1);
     if (lua_type(L, -1) != LUA_TTABLE)
-      luaL_error(L, "cptokens.batch: job %d is not a table", (int)i + 1);
+      cpt_misuse(L, "cptokens.batch: job %d is not a table", (int)i + 1);
     clients[i] = build_job(L, b, i, now);
     lua_pop(L, 1);
   }

@@ -28,7 +28,7 @@ static void client_destroy(cpt_client_t *c) {
 
 cpt_client_t *cpt_client_check(lua_State *L, int idx) {
   cpt_client_t *c = (cpt_client_t *)luaL_checkudata(L, idx, CLIENT_MT);
-  if (!c->open) luaL_error(L, "cptokens: the client is closed");
+  if (!c->open) cpt_misuse(L, "cptokens: the client is closed");
   return c;
 }
 
@@ -86,25 +86,32 @@ static void check_keys(lua_State *L, int idx) {
     if (lua_type(L, -1) == LUA_TSTRING) {
       const char *k = lua_tostring(L, -1);
       for (i = 0; option_names[i] && !known; i++) known = strcmp(k, option_names[i]) == 0;
-      if (!known) luaL_error(L, "cptokens.new: unknown option '%s'", k);
+      if (!known) cpt_misuse(L, "cptokens.new: unknown option '%s'", k);
     } else {
-      luaL_error(L, "cptokens.new: option names must be strings, got a %s",
+      cpt_misuse(L, "cptokens.new: option names must be strings, got a %s",
                  luaL_typename(L, -1));
     }
   }
 }
 
-/* Option `k` as a string (NULL when absent); raises when it is another type. */
-static const char *opt_string(lua_State *L, int idx, const char *k, size_t *len) {
-  const char *s;
+/* Option `k` of the table at idx: 0 when absent (nothing pushed); raises unless
+ * it is of type `type` (`want` names it in the message); else 1, the value pushed. */
+static int opt_field(lua_State *L, int idx, const char *k, int type, const char *want) {
   lua_getfield(L, idx, k);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
-    return NULL;
+    return 0;
   }
-  if (lua_type(L, -1) != LUA_TSTRING)
-    luaL_error(L, "cptokens.new: option '%s' must be a string, got a %s", k,
+  if (lua_type(L, -1) != type)
+    cpt_misuse(L, "cptokens.new: option '%s' must be %s, got a %s", k, want,
                luaL_typename(L, -1));
+  return 1;
+}
+
+/* Option `k` as a string (NULL when absent); raises when it is another type. */
+static const char *opt_string(lua_State *L, int idx, const char *k, size_t *len) {
+  const char *s;
+  if (!opt_field(L, idx, k, LUA_TSTRING, "a string")) return NULL;
   s = lua_tolstring(L, -1, len);
   lua_pop(L, 1); /* the options table keeps the string alive */
   return s;
@@ -113,18 +120,11 @@ static const char *opt_string(lua_State *L, int idx, const char *k, size_t *len)
 /* Option `k` as seconds, converted to milliseconds; raises on a bad value. */
 static long opt_seconds(lua_State *L, int idx, const char *k, long dflt_ms) {
   lua_Number n;
-  lua_getfield(L, idx, k);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    return dflt_ms;
-  }
-  if (lua_type(L, -1) != LUA_TNUMBER)
-    luaL_error(L, "cptokens.new: option '%s' must be a number of seconds, got a %s", k,
-               luaL_typename(L, -1));
+  if (!opt_field(L, idx, k, LUA_TNUMBER, "a number of seconds")) return dflt_ms;
   n = lua_tonumber(L, -1);
   lua_pop(L, 1);
   if (!(n > 0 && n <= 86400))
-    luaL_error(L, "cptokens.new: option '%s' must be more than 0 and at most 86400 seconds", k);
+    cpt_misuse(L, "cptokens.new: option '%s' must be more than 0 and at most 86400 seconds", k);
   return n * 1000 < 1 ? 1 : (long)(n * 1000);
 }
 
@@ -162,8 +162,8 @@ static void read_options(lua_State *L, int idx, new_args_t *a) {
   a->whm_user = opt_string(L, idx, "whm_user", &a->whm_user_len);
   a->cafile = opt_string(L, idx, "cafile", &a->cafile_len);
   a->capath = opt_string(L, idx, "capath", &a->capath_len);
-  if (a->url == NULL) luaL_error(L, "cptokens.new: option 'url' is required");
-  if (a->user == NULL) luaL_error(L, "cptokens.new: option 'user' is required");
+  if (a->url == NULL) cpt_misuse(L, "cptokens.new: option 'url' is required");
+  if (a->user == NULL) cpt_misuse(L, "cptokens.new: option 'user' is required");
   if (token) n++, a->cred = CPT_CRED_TOKEN, a->secret = token, a->secret_len = tl,
              a->secret_name = "token";
   if (password) n++, a->cred = CPT_CRED_PASSWORD, a->secret = password, a->secret_len = pl,
@@ -171,32 +171,29 @@ static void read_options(lua_State *L, int idx, new_args_t *a) {
   if (whm_token) n++, a->cred = CPT_CRED_WHM, a->secret = whm_token, a->secret_len = wl,
                  a->secret_name = "whm_token";
   if (n != 1)
-    luaL_error(L, "cptokens.new: give exactly one credential: token, password or whm_token "
+    cpt_misuse(L, "cptokens.new: give exactly one credential: token, password or whm_token "
                   "(got %d)", n);
   if (a->otp && a->cred != CPT_CRED_PASSWORD)
-    luaL_error(L, "cptokens.new: option 'otp' goes with 'password' only");
+    cpt_misuse(L, "cptokens.new: option 'otp' goes with 'password' only");
   if (a->whm_user && a->cred != CPT_CRED_WHM)
-    luaL_error(L, "cptokens.new: option 'whm_user' goes with 'whm_token' only");
+    cpt_misuse(L, "cptokens.new: option 'whm_user' goes with 'whm_token' only");
   if (a->whm_user == NULL) a->whm_user = "root", a->whm_user_len = 4;
 
-  lua_getfield(L, idx, "insecure");
-  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN)
-    luaL_error(L, "cptokens.new: option 'insecure' must be a boolean");
-  a->opts.insecure = lua_toboolean(L, -1);
-  lua_pop(L, 1);
+  a->opts.insecure = 0;
+  if (opt_field(L, idx, "insecure", LUA_TBOOLEAN, "a boolean")) {
+    a->opts.insecure = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
   a->opts.timeout_ms = opt_seconds(L, idx, "timeout", 30000);
   a->opts.connect_timeout_ms = opt_seconds(L, idx, "connect_timeout", 10000);
   a->opts.max_response = 16u << 20;
-  lua_getfield(L, idx, "max_response");
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TNUMBER)
-      luaL_error(L, "cptokens.new: option 'max_response' must be a number of bytes");
+  if (opt_field(L, idx, "max_response", LUA_TNUMBER, "a number of bytes")) {
     max = lua_tonumber(L, -1);
+    lua_pop(L, 1);
     if (!(max >= 1 && max <= 1073741824.0))
-      luaL_error(L, "cptokens.new: option 'max_response' must be from 1 to 1073741824 bytes");
+      cpt_misuse(L, "cptokens.new: option 'max_response' must be from 1 to 1073741824 bytes");
     a->opts.max_response = (size_t)max;
   }
-  lua_pop(L, 1);
 }
 
 /* Checks option values that are data, not misuse: nil, err "invalid" when wrong. */
@@ -272,14 +269,14 @@ static int l_new(lua_State *L) {
   a.opts.trust = cpt_trust_get(L, c->cafile, c->capath, a.opts.insecure, msg, sizeof msg);
   if (a.opts.trust == NULL) {
     client_destroy(c);
-    return luaL_error(L, "cptokens: %s", msg);
+    return cpt_misuse(L, "cptokens: %s", msg);
   }
   c->opts = a.opts;
   c->opts.trust = NULL; /* owned by c->curl from here on */
   c->curl = cpt_curl_new(&a.opts, msg, sizeof msg);
   if (c->curl == NULL) {
     client_destroy(c);
-    return luaL_error(L, "cptokens: %s", msg);
+    return cpt_misuse(L, "cptokens: %s", msg);
   }
   c->open = 1;
   return 1;
@@ -301,8 +298,10 @@ static void read_args(lua_State *L, const cpt_op_t *op, int first, cpt_arg_t *ar
     int idx = first + i;
     if (cpt_ops_arg(L, idx, p, &args[i]) == 0) continue;
     cpt_ops_expect(p, want, sizeof want);
-    if (p->type == CPT_PT_EPOCH || p->type == CPT_PT_EPOCH0) luaL_argerror(L, idx, want);
-    luaL_argerror(L, idx, lua_pushfstring(L, "%s, got a %s", want, luaL_typename(L, idx)));
+    /* named by the operation (create, not the _create that init.lua wraps) */
+    if (p->type == CPT_PT_EPOCH || p->type == CPT_PT_EPOCH0) cpt_argerror(L, i + 1, op->name, want);
+    cpt_argerror(L, i + 1, op->name,
+                 lua_pushfstring(L, "%s, got a %s", want, luaL_typename(L, idx)));
   }
 }
 
@@ -380,9 +379,24 @@ static void push_args(lua_State *L, const cpt_request_t *rq, const cpt_arg_t *ar
   }
 }
 
+/* The names of the credential kinds, by cpt_cred_t. */
+static const char *const creds[] = {"token", "password", "whm_token"};
+
+/* Sets user, credential and whm_user (always, or for a WHM credential only) in the
+ * table on top. */
+static void set_identity(lua_State *L, const cpt_client_t *c, int whm_user_always) {
+  lua_pushstring(L, c->target.user);
+  lua_setfield(L, -2, "user");
+  lua_pushstring(L, creds[c->target.cred]);
+  lua_setfield(L, -2, "credential");
+  if (whm_user_always || c->target.cred == CPT_CRED_WHM) {
+    lua_pushstring(L, c->target.whm_user);
+    lua_setfield(L, -2, "whm_user");
+  }
+}
+
 /* Pushes the request table of _prepare for the built c->rq. */
 static void push_request(lua_State *L, cpt_client_t *c, const cpt_arg_t *args) {
-  static const char *const creds[] = {"token", "password", "whm_token"};
   const cpt_request_t *rq = &c->rq;
   const char *p = strstr(rq->url.p, "://") + 3;
   size_t authority = strcspn(p, "/");
@@ -407,12 +421,7 @@ static void push_request(lua_State *L, cpt_client_t *c, const cpt_arg_t *args) {
   lua_setfield(L, -2, "body");
   lua_pushboolean(L, rq->whm);
   lua_setfield(L, -2, "whm");
-  lua_pushstring(L, c->target.user);
-  lua_setfield(L, -2, "user");
-  lua_pushstring(L, c->target.whm_user);
-  lua_setfield(L, -2, "whm_user");
-  lua_pushstring(L, creds[c->target.cred]);
-  lua_setfield(L, -2, "credential");
+  set_identity(L, c, 1);
   push_args(L, rq, args);
   push_headers(L, rq);
 }
@@ -430,7 +439,8 @@ static int l_prepare(lua_State *L) {
   cpt_arg_t args[CPT_PARAMS_MAX];
   int rc;
   if (op == NULL)
-    return luaL_argerror(L, 2, lua_pushfstring(L, "invalid option '%s'", lua_tostring(L, 2)));
+    return cpt_argerror(L, 1, "_prepare",
+                        lua_pushfstring(L, "invalid option '%s'", lua_tostring(L, 2)));
   read_args(L, op, 3, args);
   if ((rc = build(L, c, op, args)) != 0) return rc;
   push_request(L, c, args);
@@ -449,7 +459,6 @@ static int l_close(lua_State *L) {
 
 static int l_tostring(lua_State *L) {
   cpt_client_t *c = (cpt_client_t *)luaL_checkudata(L, 1, CLIENT_MT);
-  static const char *const creds[] = {"token", "password", "whm_token"};
   if (!c->open)
     lua_pushliteral(L, "cptokens.Client (closed)");
   else
@@ -465,18 +474,10 @@ static int l_tostring(lua_State *L) {
  */
 static int l_info(lua_State *L) {
   cpt_client_t *c = check_client(L);
-  static const char *const creds[] = {"token", "password", "whm_token"};
   lua_createtable(L, 0, 4);
   lua_pushstring(L, c->target.base);
   lua_setfield(L, -2, "url");
-  lua_pushstring(L, c->target.user);
-  lua_setfield(L, -2, "user");
-  lua_pushstring(L, creds[c->target.cred]);
-  lua_setfield(L, -2, "credential");
-  if (c->target.cred == CPT_CRED_WHM) {
-    lua_pushstring(L, c->target.whm_user);
-    lua_setfield(L, -2, "whm_user");
-  }
+  set_identity(L, c, 0);
   lua_pushstring(L, c->cafile);
   lua_setfield(L, -2, "cafile");
   lua_pushstring(L, c->capath);
@@ -502,10 +503,10 @@ static int l_set_token(lua_State *L) {
   size_t n;
   const char *tok;
   char *copy;
-  if (lua_type(L, 2) != LUA_TSTRING) luaL_argerror(L, 2, "token must be a string");
+  if (lua_type(L, 2) != LUA_TSTRING) cpt_argerror(L, 1, "_set_token", "token must be a string");
   tok = lua_tolstring(L, 2, &n);
   if (c->target.cred != CPT_CRED_TOKEN && c->target.cred != CPT_CRED_WHM)
-    luaL_error(L, "cptokens: _set_token is for clients that authenticate with a token");
+    cpt_misuse(L, "cptokens: _set_token is for clients that authenticate with a token");
   if (n == 0 || cpt_check_header_value(tok, n) != 0)
     return cpt_error(L, CPT_EINVALID, 0, "token must be non-empty and free of control characters");
   copy = cpt_strdup(tok, n);
@@ -609,25 +610,16 @@ void cpt_client_open(lua_State *L) {
       {"_set_token", l_set_token}, {"_holds", l_holds},
       {"_as_whm", l_as_whm}, {"_for_user", l_for_user}, {NULL, NULL}};
   int i;
-  if (luaL_newmetatable(L, CLIENT_MT)) {
-    lua_newtable(L);
-    cpt_setfuncs(L, methods);
+  if (cpt_class(L, CLIENT_MT, methods, l_close)) {
+    lua_getfield(L, -1, "__index");
     for (i = 0; i < cpt_ops_count; i++) { /* the operations, from the table */
       lua_pushinteger(L, i);
       lua_pushcclosure(L, l_op, 1);
       lua_setfield(L, -2, cpt_ops[i].method);
     }
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__gc");
-#if CPT_HAVE_CLOSE
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__close");
-#endif
+    lua_pop(L, 1);
     lua_pushcfunction(L, l_tostring);
     lua_setfield(L, -2, "__tostring");
-    lua_pushliteral(L, CLIENT_MT);
-    lua_setfield(L, -2, "__name");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
   }

@@ -68,6 +68,15 @@ CPT_HIDDEN int cpt_error_with(lua_State *L, const char *kind, long status, int e
 
 /* True when the value at idx is a cptokens.Error. */
 CPT_HIDDEN int cpt_is_error(lua_State *L, int idx);
+/* Misuse: raise "<where>: message", where is the first caller outside the
+ * library's own Lua modules (cptokens/init.lua, rotate.lua, ...). */
+CPT_HIDDEN void cpt_where(lua_State *L);
+CPT_HIDDEN int cpt_misuse(lua_State *L, const char *fmt, ...);
+CPT_HIDDEN int cpt_argerror(lua_State *L, int arg, const char *fname, const char *msg);
+/* The metatable `name` (created now: returns 1; else 0), on the stack: __index =
+ * the methods, __gc = __close = destroy (idempotent), __name. */
+CPT_HIDDEN int cpt_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                         lua_CFunction destroy);
 
 /* ---- scrubbing the credential from errors (scrub.c) ------------------------ */
 

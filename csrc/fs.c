@@ -357,26 +357,10 @@ static int l_lock(lua_State *L) {
 void cpt_fs_open(lua_State *L) {
   static const luaL_Reg lock_methods[] = {
       {"release", lock_release}, {"read", lock_read}, {"write", lock_write}, {NULL, NULL}};
-  if (luaL_newmetatable(L, LOCK_MT)) {
-    lua_newtable(L);
-    cpt_setfuncs(L, lock_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, lock_release);
-    lua_setfield(L, -2, "__gc");
-#if CPT_HAVE_CLOSE
-    lua_pushcfunction(L, lock_release);
-    lua_setfield(L, -2, "__close");
-#endif
-    lua_pushliteral(L, LOCK_MT);
-    lua_setfield(L, -2, "__name");
-  }
+  static const luaL_Reg funcs[] = {{"atomic_write", l_atomic_write}, {"writable", l_writable},
+                                   {"resolve", l_resolve},           {"lock", l_lock},
+                                   {NULL, NULL}};
+  cpt_class(L, LOCK_MT, lock_methods, lock_release);
   lua_pop(L, 1);
-  lua_pushcfunction(L, l_atomic_write);
-  lua_setfield(L, -2, "atomic_write");
-  lua_pushcfunction(L, l_writable);
-  lua_setfield(L, -2, "writable");
-  lua_pushcfunction(L, l_resolve);
-  lua_setfield(L, -2, "resolve");
-  lua_pushcfunction(L, l_lock);
-  lua_setfield(L, -2, "lock");
+  cpt_setfuncs(L, funcs);
 }

@@ -245,26 +245,35 @@ static int whm_wrapper_error(lua_State *L, const cpt_request_t *rq, int obj, lon
 }
 
 /*
+ * The end of an envelope whose success flag is on top. Failure: nil, err with
+ * the messages of env[msgs]; success: pushes obj.data and returns 0; no valid
+ * flag: a protocol error saying that the reply is not `what`.
+ */
+static int envelope_end(lua_State *L, const cpt_request_t *rq, int env, const char *msgs,
+                        int obj, long status, const char *what) {
+  int flag = read_flag(L, -1);
+  if (flag < 0)
+    return cpt_error(L, CPT_EPROTOCOL, status, "%s: the reply is JSON but not a %s",
+                     rq->op->name, what);
+  lua_pop(L, 1);
+  if (flag == 0) return api_error(L, env, msgs, status);
+  lua_getfield(L, obj, "data");
+  return 0;
+}
+
+/*
  * UAPI's {status, data, errors} at obj, or under WHM's `result` for a WHM
  * credential. Pushes `data` and returns 0, or pushes nil, err and returns 2.
  */
 static int uapi_envelope(lua_State *L, const cpt_request_t *rq, int obj, long status) {
-  int env = obj, flag;
+  int env = obj;
   if (rq->whm) {
     lua_getfield(L, obj, "result");
     if (lua_type(L, -1) != LUA_TTABLE) return whm_wrapper_error(L, rq, obj, status);
     env = lua_gettop(L);
   }
   lua_getfield(L, env, "status");
-  flag = read_flag(L, -1);
-  if (flag < 0)
-    return cpt_error(L, CPT_EPROTOCOL, status,
-                     "%s: the reply is JSON but not a cPanel API answer (no valid status)",
-                     rq->op->name);
-  lua_pop(L, 1);
-  if (flag == 0) return api_error(L, env, "errors", status);
-  lua_getfield(L, env, "data");
-  return 0;
+  return envelope_end(L, rq, env, "errors", env, status, "cPanel API answer (no valid status)");
 }
 
 /*
@@ -272,7 +281,7 @@ static int uapi_envelope(lua_State *L, const cpt_request_t *rq, int obj, long st
  * returns 0, or pushes nil, err (metadata.reason in err.errors) and returns 2.
  */
 static int whm1_envelope(lua_State *L, const cpt_request_t *rq, int obj, long status) {
-  int meta, flag;
+  int meta;
   lua_getfield(L, obj, "metadata");
   meta = lua_gettop(L);
   if (lua_type(L, meta) != LUA_TTABLE)
@@ -280,15 +289,8 @@ static int whm1_envelope(lua_State *L, const cpt_request_t *rq, int obj, long st
                      "%s: the reply is JSON but not a WHM API 1 answer (no metadata)",
                      rq->op->name);
   lua_getfield(L, meta, "result");
-  flag = read_flag(L, -1);
-  if (flag < 0)
-    return cpt_error(L, CPT_EPROTOCOL, status,
-                     "%s: the reply is JSON but not a WHM API 1 answer (no valid metadata.result)",
-                     rq->op->name);
-  lua_pop(L, 1);
-  if (flag == 0) return api_error(L, meta, "reason", status);
-  lua_getfield(L, obj, "data");
-  return 0;
+  return envelope_end(L, rq, meta, "reason", obj, status,
+                      "WHM API 1 answer (no valid metadata.result)");
 }
 
 int cpt_response_decode(lua_State *L, const cpt_request_t *rq, long status, const char *ctype,

@@ -219,35 +219,29 @@ static int scrub_string(lua_State *L, int idx, const cpt_needles_t *nd) {
   return changed;
 }
 
-/* t[key] scrubbed in place when it is a string (t at idx). */
-static void scrub_field(lua_State *L, int idx, const char *key, const cpt_needles_t *nd) {
-  lua_getfield(L, idx, key);
-  if (lua_type(L, -1) == LUA_TSTRING) {
-    if (scrub_string(L, -1, nd))
-      lua_setfield(L, idx, key);
-    else
-      lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
+/* The value on top, when it is a string holding a needle: pushes its scrubbed
+ * copy and returns 1; else returns 0 and pushes nothing. */
+static int scrub_top(lua_State *L, const cpt_needles_t *nd) {
+  if (lua_type(L, -1) != LUA_TSTRING) return 0;
+  if (scrub_string(L, -1, nd)) return 1;
+  lua_pop(L, 1); /* unchanged */
+  return 0;
 }
 
 void cpt_scrub(lua_State *L, int idx, const cpt_needles_t *nd) {
   int i, len;
   idx = cpt_absindex(L, idx);
   if (nd->count == 0 || lua_type(L, idx) != LUA_TTABLE || !cpt_is_error(L, idx)) return;
-  scrub_field(L, idx, "message", nd);
+  lua_getfield(L, idx, "message");
+  if (scrub_top(L, nd)) lua_setfield(L, idx, "message");
+  lua_pop(L, 1);
   lua_getfield(L, idx, "errors");
   if (lua_type(L, -1) == LUA_TTABLE) {
     int errs = lua_gettop(L);
     len = (int)cpt_rawlen(L, errs);
     for (i = 1; i <= len; i++) {
       lua_rawgeti(L, errs, i);
-      if (lua_type(L, -1) == LUA_TSTRING) {
-        if (scrub_string(L, -1, nd))
-          lua_rawseti(L, errs, i);
-        else
-          lua_pop(L, 1);
-      }
+      if (scrub_top(L, nd)) lua_rawseti(L, errs, i);
       lua_pop(L, 1);
     }
   }

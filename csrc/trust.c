@@ -608,6 +608,10 @@ static int l_trust_locations(lua_State *L) {
 }
 
 void cpt_trust_open(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"close_idle", l_close_idle},
+                                   {"_trust_stats", l_trust_stats},
+                                   {"_trust_locations", l_trust_locations},
+                                   {NULL, NULL}};
   lua_getfield(L, LUA_REGISTRYINDEX, POOLS_KEY);
   if (lua_isnil(L, -1)) {
     pools_t **pp = (pools_t **)lua_newuserdata(L, sizeof *pp);
@@ -625,10 +629,5 @@ void cpt_trust_open(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, POOLS_KEY);
   }
   lua_pop(L, 1);
-  lua_pushcfunction(L, l_close_idle);
-  lua_setfield(L, -2, "close_idle");
-  lua_pushcfunction(L, l_trust_stats);
-  lua_setfield(L, -2, "_trust_stats");
-  lua_pushcfunction(L, l_trust_locations);
-  lua_setfield(L, -2, "_trust_locations");
+  cpt_setfuncs(L, funcs);
 }

@@ -1,5 +1,6 @@
 -- Proves the fake cPanel/WHM server (spec/support) behaves as /work/shared/cpanel-api.md says.
 -- Talks to it with the curl command line, verifying TLS through the test CA.
+local H = require "spec.helpers"
 local server = require "spec.support.server"
 local cjson = require "cjson"
 local socket = require "socket"
@@ -62,7 +63,7 @@ describe("fake cPanel server", function()
     return r
   end
 
-  local alice = { "alice", password = "alice-Pa55word!" }
+  local alice = { "alice", password = H.ALICE_PW }
 
   -- call a Tokens function on the cPanel port; how = "get" (default) or "post"
   local function uapi(func, params, auth, how)
@@ -168,7 +169,7 @@ describe("fake cPanel server", function()
     end)
 
     it("requires the OTP header for bob's password but not for his tokens", function()
-      local bob = { "bob", password = "bob-Pa55word!" }
+      local bob = { "bob", password = H.BOB_PW }
       is_denied(curl(srv.url .. "/execute/Tokens/list", { auth = bob }))
       is_denied(curl(srv.url .. "/execute/Tokens/list", { auth = bob, headers = { "X-CPANEL-OTP: 000000" } }))
       local r = curl(srv.url .. "/execute/Tokens/create_full_access",
@@ -334,7 +335,7 @@ describe("fake cPanel server", function()
     end)
 
     it("answers feature-off for carol on every function", function()
-      local carol = { "carol", password = "carol-Pa55word!" }
+      local carol = { "carol", password = H.CAROL_PW }
       for _, func in ipairs({ "create_full_access", "list", "rename", "revoke" }) do
         failure(uapi(func, { name = "x", new_name = "y" }, carol), "You do not have the feature " .. q("apitokens") .. ".")
       end
@@ -469,7 +470,7 @@ describe("fake cPanel server", function()
 
     it("counts keep-alive requests on one connection", function()
       curl(srv.url .. "/execute/Tokens/list", { auth = alice,
-        extra = "--next --cacert " .. sh_quote(srv.cafile) .. " -u alice:alice-Pa55word! -o /dev/null "
+        extra = "--next --cacert " .. sh_quote(srv.cafile) .. " -u alice:" .. H.ALICE_PW .. " -o /dev/null "
           .. sh_quote(srv.url .. "/execute/Tokens/list") })
       local log = srv:log()
       assert.equal(2, #log)

@@ -164,7 +164,7 @@ describe("cptokens.time", function()
         if type(c[1]) == "string" then
           -- the input is quoted in the message
           assert.is_truthy(string.find(err, '"' .. c[1]:gsub("%c", function(ch)
-            return "\\" .. ch:byte() end) .. '"', 1, true), err)
+            return string.format("\\x%02X", ch:byte()) end) .. '"', 1, true), err)
         end
       end)
     end

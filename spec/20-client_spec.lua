@@ -4,7 +4,6 @@ local server = require "spec.support.server"
 local cptokens = require "cptokens"
 local core = require "cptokens.core"
 
-local ALICE_PW = "alice-Pa55word!"
 local TOKEN = ("Q"):rep(32)
 
 describe("cptokens.new", function()
@@ -90,6 +89,72 @@ describe("cptokens.new", function()
     assert.is_false(pcall(c.create, c, "x", { expires_in = {} }))
   end)
 
+  it("raises misuse at the caller's line, never at a line of the library", function()
+    local c = assert(cptokens.new(base))
+    -- each function is one line: where it is defined is where the mistake is
+    local cases = {
+      function() cptokens.new { cafiel = "/x" } end,
+      function() cptokens.new { url = 42, user = "alice", token = TOKEN } end,
+      function() cptokens.new(with { transport = "curl", cafiel = "/x" }) end,
+      function() c:create(42) end,
+      function() c:create("x", { expire_in = "1h" }) end,
+      function() c:create("x", { expires_in = {} }) end,
+      function() c:create("x", { expires_in = "1h", expires_at = 1 }) end,
+      function() cptokens.batch({ { client = c, op = "create", name = "x", expires_in = {} } }) end,
+      function() c:rename("x", 42) end,
+      function() c:_prepare("nope") end,
+      function() cptokens.batch({ { client = c, op = "rename", name = "x" } }) end,
+      function() cptokens.batch({ { client = c, op = "create", name = "x", bogus = 1 } }) end,
+    }
+    for i, f in ipairs(cases) do
+      local ok, msg = pcall(f)
+      assert.is_false(ok, "case " .. i)
+      local at = debug.getinfo(f, "S")
+      local want = at.short_src .. ":" .. at.linedefined .. ": "
+      assert.are.equal(want, tostring(msg):sub(1, #want), "case " .. i .. ": " .. tostring(msg))
+    end
+    local ok, msg = pcall(function() c:create(42) end)
+    assert.is_false(ok)
+    assert.is_truthy(tostring(msg):find("bad argument #1 to 'create'", 1, true), tostring(msg))
+    c:close()
+    ok, msg = pcall(function() c:create("x") end)
+    assert.is_false(ok)
+    assert.is_nil(tostring(msg):find("init.lua", 1, true), tostring(msg))
+    assert.is_truthy(tostring(msg):find("closed", 1, true), tostring(msg))
+  end)
+
+  it("README's error idiom keeps the error object's text on this Lua (" .. _VERSION .. ")", function()
+    local f = assert(io.open("README.md", "rb"))
+    local readme = f:read("*a")
+    f:close()
+    local src = readme:match("\n(local function check%(v, %.%.%.%)\n.-\nend)\n")
+    assert.is_string(src, "README's quick start defines check")
+    local check = assert((loadstring or load)(src .. "\nreturn check"))()
+    local err = cptokens.error("auth", "the credentials were refused")
+    local ok, msg = pcall(function() return check(nil, err) end)
+    assert.is_false(ok)
+    assert.are.equal("cptokens: auth: the credentials were refused", msg:gsub("^[^:]+:%d+: ", ""))
+    assert.are.same({ true, false }, { check(true, false) }, "what follows the value is kept")
+    -- why README does not use assert: Lua 5.1's takes a string message only (busted's
+    -- assert is luassert's, so ask this Lua's own in a child process)
+    local util = require "spec.support.util"
+    local script = os.tmpname()
+    util.write_file(script, 'local e = setmetatable({}, { __tostring = function() return "the error" end })\n'
+      .. "print(tostring(select(2, pcall(assert, nil, e))))\n")
+    local out = util.capture(util.shell_quote(util.LUA) .. " " .. util.shell_quote(script) .. " 2>&1")
+    os.remove(script)
+    if _VERSION == "Lua 5.1" and not rawget(_G, "jit") then
+      assert.is_truthy(out:find("string expected", 1, true), out)
+    else
+      assert.are.equal("the error\n", out)
+    end
+    -- outside the OpenResty section (LuaJIT's assert raises the object), no assert(<call>)
+    local before_openresty = readme:match("^(.-)\n## OpenResty")
+    for block in before_openresty:gmatch("```lua\n(.-)```") do
+      assert.is_nil(block:gsub("%-%-[^\n]*", ""):find("assert%(%a[%w_.:]*%("), block)
+    end
+  end)
+
   if _VERSION == "Lua 5.4" then
     it("is released by a <close> variable", function()
       local chunk = assert(load([[
@@ -128,8 +193,7 @@ describe("the client's connection", function()
   before_each(function() srv:reset() end)
 
   it("reuses one keep-alive TLS connection for sequential calls", function()
-    local c = assert(cptokens.new { url = srv.url, user = "alice", password = ALICE_PW,
-                                    cafile = srv.cafile })
+    local c = H.client(srv)
     assert(c:create("ka"))
     for _ = 1, 4 do assert(c:list()) end
     assert(c:revoke("ka"))
@@ -139,16 +203,14 @@ describe("the client's connection", function()
     assert.are.equal(6, log[#log].connection_requests)
     -- a second client of the same server with the same trust settings reuses that idle
     -- connection (spec/47-trust_spec.lua: the pool of a trust configuration)
-    local d = assert(cptokens.new { url = srv.url, user = "alice", password = ALICE_PW,
-                                    cafile = srv.cafile })
+    local d = H.client(srv)
     assert(d:list())
     log = srv:log()
     assert.are.equal(log[1].connection, log[#log].connection)
   end)
 
   it("sends list as GET and the others as POST form bodies", function()
-    local c = assert(cptokens.new { url = srv.url, user = "alice", password = ALICE_PW,
-                                    cafile = srv.cafile })
+    local c = H.client(srv)
     assert(c:create("m", { expires_in = "1h" }))
     assert(c:list())
     assert(c:rename("m", "n"))

@@ -3,10 +3,10 @@ local H = require "spec.helpers"
 local server = require "spec.support.server"
 local cptokens = require "cptokens"
 
-local ALICE_PW = "alice-Pa55word!"
-local BOB_PW = "bob-Pa55word!"
-local ROOT_WHM = "ROOTWHMTOKEN0000000000000000000A"
-local RES_WHM = "RESWHMTOKEN00000000000000000000B"
+local ALICE_PW = H.ALICE_PW
+local BOB_PW = H.BOB_PW
+local ROOT_WHM = H.ROOT_WHM
+local RES_WHM = H.RES_WHM
 
 describe("operations", function()
   local srv
@@ -15,13 +15,7 @@ describe("operations", function()
   teardown(function() if srv then srv:stop() end end)
   before_each(function() srv:reset() end)
 
-  local function client(opts)
-    opts.url = opts.url or srv.url
-    opts.cafile = opts.cafile or srv.cafile
-    local c, err = cptokens.new(opts)
-    assert(c, err and tostring(err))
-    return c
-  end
+  local function client(opts) return H.client(srv, opts) end
 
   -- Creates a token for user with a password client; returns the token table.
   local function bootstrap(user, pw, name, otp)
@@ -89,7 +83,7 @@ describe("operations", function()
   end)
 
   it("works with a password and a two-factor code, and fails without the code", function()
-    local c = client { user = "bob", password = BOB_PW, otp = "424242" }
+    local c = client { user = "bob", password = BOB_PW, otp = H.BOB_OTP }
     life_cycle(c, "bob")
     local log = srv:log()
     assert.is_true(log[#log].otp_present)
@@ -222,7 +216,7 @@ describe("operations", function()
 
   it("keeps per-account state apart", function()
     local a = client { user = "alice", password = ALICE_PW }
-    local b = client { user = "bob", password = BOB_PW, otp = "424242" }
+    local b = client { user = "bob", password = BOB_PW, otp = H.BOB_OTP }
     assert(a:create("mine"))
     assert.are.same({}, assert(b:list()))
     assert.are.equal(1, #assert(a:list()))

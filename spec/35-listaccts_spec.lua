@@ -2,12 +2,13 @@
 -- through the table of operations only (csrc/ops.c; ARCHITECTURE.md, "Adding an
 -- operation"). Internal until the WHM client lands. Through libcurl, through
 -- _prepare + core.response, and in a batch, against the fake server.
+local H = require "spec.helpers"
 local server = require "spec.support.server"
 local cptokens = require "cptokens"
 local core = require "cptokens.core"
 
-local ROOT_WHM = "ROOTWHMTOKEN0000000000000000000A"
-local RES_WHM = "RESWHMTOKEN00000000000000000000B"
+local ROOT_WHM = H.ROOT_WHM
+local RES_WHM = H.RES_WHM
 
 local function users(accts)
   local out = {}
@@ -24,8 +25,7 @@ describe("listaccts (WHM API 1, from the table of operations)", function()
   before_each(function() srv:reset() end)
 
   local function whm(who, token)
-    return assert(cptokens.new { url = srv.whm_url, cafile = srv.cafile, user = who,
-                                 whm_user = who, whm_token = token })
+    return H.client(srv, { url = srv.whm_url, user = who, whm_user = who, whm_token = token })
   end
 
   it("is one of core.ops, with its method and fields", function()
@@ -79,7 +79,7 @@ describe("listaccts (WHM API 1, from the table of operations)", function()
   end)
 
   it("refuses before sending: no WHM credential, WHM's words, wrong types", function()
-    local c = assert(cptokens.new { url = srv.url, cafile = srv.cafile, user = "alice", token = "T" })
+    local c = H.client(srv, { token = "T" })
     local _, err = c:_listaccts()
     assert.are.equal("invalid", err.kind)
     assert.are.equal("listaccts: this is a WHM API 1 call: it needs a WHM credential (whm_token)",
@@ -155,8 +155,7 @@ describe("listaccts (WHM API 1, from the table of operations)", function()
 
   it("runs in a batch beside the Tokens operations", function()
     local root, res = whm("root", ROOT_WHM), whm("res", RES_WHM)
-    local alice = assert(cptokens.new { url = srv.whm_url, cafile = srv.cafile, user = "alice",
-                                        whm_user = "res", whm_token = RES_WHM })
+    local alice = H.client(srv, { url = srv.whm_url, whm_user = "res", whm_token = RES_WHM })
     local r = cptokens.batch {
       { client = root, op = "listaccts" },
       { client = res, op = "listaccts", search = "alice", searchmethod = "exact" },

@@ -4,7 +4,7 @@ local server = require "spec.support.server"
 local socket = require "socket"
 local cptokens = require "cptokens"
 
-local ALICE_PW = "alice-Pa55word!"
+local ALICE_PW = H.ALICE_PW
 local SECRETS = { ALICE_PW }
 
 describe("errors", function()
@@ -14,16 +14,7 @@ describe("errors", function()
   teardown(function() if srv then srv:stop() end end)
   before_each(function() srv:reset() end)
 
-  local function client(opts)
-    opts = opts or {}
-    opts.url = opts.url or srv.url
-    if opts.cafile == nil and not opts.insecure then opts.cafile = srv.cafile end
-    opts.user = opts.user or "alice"
-    if not (opts.token or opts.whm_token) then opts.password = opts.password or ALICE_PW end
-    local c, err = cptokens.new(opts)
-    assert(c, err and tostring(err))
-    return c
-  end
+  local function client(opts) return H.client(srv, opts) end
 
   describe("a server that echoes the credential", function()
     local mime = require "mime"
@@ -246,7 +237,7 @@ describe("errors", function()
   it("api: renaming a token that does not exist, and an account without the feature", function()
     local err = fails("api", client():rename("nope", "nope2"))
     assert.are.same({ "The API token “nope” does not exist." }, err.errors)
-    err = fails("api", client({ user = "carol", password = "carol-Pa55word!" }):list())
+    err = fails("api", client({ user = "carol", password = H.CAROL_PW }):list())
     assert.are.same({ "You do not have the feature “apitokens”." }, err.errors)
   end)
 

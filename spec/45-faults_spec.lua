@@ -10,9 +10,9 @@ local server = require "spec.support.server"
 local util = require "spec.support.util"
 local cptokens = require "cptokens"
 
-local ALICE_PW = "alice-Pa55word!"
+local ALICE_PW = H.ALICE_PW
 local TOKEN = "FAULTMATRIXTOKEN0000000000000042"
-local ROOT_WHM = "ROOTWHMTOKEN0000000000000000000A"
+local ROOT_WHM = H.ROOT_WHM
 local SECRETS = { ALICE_PW, TOKEN, ROOT_WHM }
 
 -- Sanitizers and valgrind slow everything down: the time budgets get this much slack, and

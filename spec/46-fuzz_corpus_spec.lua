@@ -10,8 +10,7 @@ local util = require "spec.support.util"
 local OPS = { [0] = "create", "list", "rename", "revoke" }
 local STATUSES = { 200, 200, 200, 200, 201, 204, 301, 302, 401, 403, 404, 500, 503 }
 local CTYPES = { [0] = "application/json", false, "text/html; charset=utf-8", "application/json; charset=UTF-8" }
-local KINDS = { invalid = true, auth = true, api = true, http = true, tls = true, timeout = true,
-                network = true, protocol = true }
+local KINDS = core.KINDS -- kind -> true, from the C core
 
 local function files(dir)
   local p = assert(io.popen("ls " .. dir .. " 2>/dev/null"))

@@ -11,8 +11,8 @@ local util = require "spec.support.util"
 local cptokens = require "cptokens"
 local core = require "cptokens.core"
 
-local ALICE_PW = "alice-Pa55word!"
-local BOB_PW, BOB_OTP = "bob-Pa55word!", "424242"
+local ALICE_PW = H.ALICE_PW
+local BOB_PW, BOB_OTP = H.BOB_PW, H.BOB_OTP
 local TOKEN = "TRUSTSPECTOKEN000000000000000047"
 local SECRETS = { ALICE_PW, BOB_PW, BOB_OTP, TOKEN }
 local SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -392,7 +392,7 @@ describe("a name lookup that never answers", function()
       local socket = require "socket"
       local CAFILE, URL = ...
       local function new(url, timeout, connect_timeout)
-        return assert(cptokens.new { url = url, user = "alice", password = "alice-Pa55word!",
+        return assert(cptokens.new { url = url, user = "alice", password = "]] .. H.ALICE_PW .. [[",
                                      cafile = CAFILE, timeout = timeout, connect_timeout = connect_timeout })
       end
       ]] .. script)

@@ -1,4 +1,5 @@
 -- cptokens.batch: many operations at once through libcurl's multi interface.
+local H = require "spec.helpers"
 local server = require "spec.support.server"
 local cptokens = require "cptokens"
 
@@ -7,11 +8,7 @@ describe("cptokens.batch", function()
 
   setup(function()
     srv = server.start()
-    local function new(opts)
-      opts.cafile = srv.cafile
-      opts.url = opts.url or srv.url
-      return assert(cptokens.new(opts))
-    end
+    local function new(opts) return H.client(srv, opts) end
     alice = new { user = "alice", password = srv.accounts.alice.password }
     bob = new { user = "bob", password = srv.accounts.bob.password, otp = srv.accounts.bob.otp }
     whm = new { url = srv.whm_url, user = "carol", whm_token = srv.accounts.root.token }
@@ -23,11 +20,7 @@ describe("cptokens.batch", function()
   before_each(function() srv:reset() end)
 
   describe("never locking the operator out (cPHulk)", function()
-    local function new(opts)
-      opts.cafile = srv.cafile
-      opts.url = opts.url or srv.url
-      return assert(cptokens.new(opts))
-    end
+    local function new(opts) return H.client(srv, opts) end
 
     it("100 jobs sharing one bad credential make exactly one failed login; the rest say why", function()
       for _, bad in ipairs {
@@ -195,8 +188,7 @@ describe("cptokens.batch", function()
     for _, c in ipairs { alice, bob } do
       for i = 1, 3 do jobs[#jobs + 1] = { client = c, op = "create", name = "x" .. i } end
     end
-    local aw = assert(cptokens.new { url = srv.whm_url, user = "alice", cafile = srv.cafile,
-                                     whm_token = srv.accounts.root.token })
+    local aw = H.client(srv, { url = srv.whm_url, whm_token = H.ROOT_WHM })
     jobs[#jobs + 1] = { client = aw, op = "create", name = "via-whm", expires_in = "1d" }
     for _, r in ipairs(cptokens.batch(jobs)) do assert.is_true(r.ok, tostring(r.err)) end
     assert.are.equal(4, #srv:tokens("alice"))

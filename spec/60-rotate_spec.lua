@@ -7,8 +7,8 @@ local cptokens = require "cptokens"
 local rotate = require "cptokens.rotate"
 local store = require "cptokens.store"
 
-local ALICE_PW = "alice-Pa55word!"
-local ROOT_WHM = "ROOTWHMTOKEN0000000000000000000A"
+local ALICE_PW = H.ALICE_PW
+local ROOT_WHM = H.ROOT_WHM
 local DAY = 86400
 
 local shell_quote, capture, read_file, write_file = util.shell_quote, util.capture, util.read_file, util.write_file
@@ -36,16 +36,7 @@ describe("rotation", function()
   end)
   after_each(function() rotate._test_hook = nil end)
 
-  local function client(opts)
-    opts = opts or {}
-    opts.url = opts.url or srv.url
-    opts.cafile = opts.cafile or srv.cafile
-    opts.user = opts.user or "alice"
-    if not (opts.token or opts.whm_token) then opts.password = opts.password or ALICE_PW end
-    local c, err = cptokens.new(opts)
-    assert(c, err and tostring(err))
-    return c
-  end
+  local function client(opts) return H.client(srv, opts) end
 
   -- The names the server holds for alice (sorted), optionally only prefix's rotations.
   local function names(prefix)
@@ -671,7 +662,7 @@ package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 local cptokens = require "cptokens"
 local path = os.getenv("CPT_STORE")
 local c = assert(cptokens.new(assert(cptokens.store.load(path))))
-local tok, err = c:rotate { prefix = "deploy", store = path, lock_timeout = 20 }
+local tok, err = c:rotate { prefix = "deploy", store = path, lock_timeout = ]] .. H.seconds(20) .. [[ }
 os.exit(tok and 0 or (err.step == "lock" and 4 or 1))
 ]])
       srv:fault("latency", { ms = 150 })

@@ -6,7 +6,7 @@ local cptokens = require "cptokens"
 local store = require "cptokens.store"
 local cjson = require "cjson"
 
-local ALICE_PW = "alice-Pa55word!"
+local ALICE_PW = H.ALICE_PW
 local TOKEN = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 local shell_quote, capture, read_file, write_file = util.shell_quote, util.capture, util.read_file, util.write_file
@@ -63,7 +63,7 @@ describe("cptokens.store", function()
 
     it("writes null for a token that never expires, and takes a client as conn", function()
       local path = fresh_dir() .. "/token.json"
-      local c = assert(cptokens.new { url = srv.url, user = "alice", password = ALICE_PW, cafile = srv.cafile })
+      local c = H.client(srv)
       assert.is_true(store.save(path, { name = "n", token = TOKEN, create_time = 1 }, c))
       local text = read_file(path)
       assert.is_truthy(text:find('"expires_at":null', 1, true), text)
@@ -152,7 +152,7 @@ io.write(ok and "saved" or tostring(err))
 
   describe("load", function()
     it("gives back options cptokens.new takes as they are, and the token's dates", function()
-      local c = assert(cptokens.new { url = srv.url, user = "alice", password = ALICE_PW, cafile = srv.cafile })
+      local c = H.client(srv)
       local tok = assert(c:create("stored", { expires_in = "1h" }))
       local path = fresh_dir() .. "/token.json"
       assert(store.save(path, tok, c:info()))

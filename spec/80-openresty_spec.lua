@@ -3,18 +3,19 @@
 -- (cosockets), and the same calls through libcurl from the same nginx for comparison.
 -- The test nginx is spec/support/openresty (its own prefix, one worker); the fake cPanel
 -- server is the usual one (spec/support/server.lua).
+local H = require "spec.helpers"
 local server = require "spec.support.server"
 local runner = require "spec.support.openresty.runner"
 local util = require "spec.support.util"
 local socket = require "socket"
 local cptokens = require "cptokens"
 
-local ALICE_PW = "alice-Pa55word!"
+local ALICE_PW = H.ALICE_PW
 local TOKEN = "OPENRESTYTOKEN" .. ("0"):rep(16) .. "42"
 local SECRETS = {
-  alice_pw = ALICE_PW, bob_pw = "bob-Pa55word!", bob_otp = "424242", carol_pw = "carol-Pa55word!",
-  wrong_pw = "wrong-Pa55", token = TOKEN, root_whm = "ROOTWHMTOKEN0000000000000000000A",
-  res_whm = "RESWHMTOKEN00000000000000000000B",
+  alice_pw = ALICE_PW, bob_pw = H.BOB_PW, bob_otp = H.BOB_OTP, carol_pw = H.CAROL_PW,
+  wrong_pw = "wrong-Pa55", token = TOKEN, root_whm = H.ROOT_WHM,
+  res_whm = H.RES_WHM,
 }
 local SLACK = 1.5
 local FAULTS = require "spec.support.fault_cases"
@@ -123,7 +124,7 @@ describe("OpenResty #novalgrind", function()
   -- A case for the test app: the credential's own URL, and the CA for libcurl.
   local function case_for(transport, cred, extra)
     local c = { transport = transport, cred = cred, url = (cred == "whm_token" or cred == "reseller") and LH_WHM or LH,
-                opts = { timeout = 5, connect_timeout = 2 } }
+                opts = { timeout = H.seconds(5), connect_timeout = H.seconds(2) } }
     if transport == "curl" then c.opts.cafile = "test_ca" end
     for k, v in pairs(extra or {}) do
       if k == "opts" then

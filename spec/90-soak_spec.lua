@@ -3,6 +3,7 @@
 -- file descriptors as before, and its resident memory did not grow by more than 1 MiB
 -- between the end of the first thousand sequential operations and the end of the last.
 -- Tagged #soak: not in the default run (.busted) nor under valgrind; `make test-soak`.
+local H = require "spec.helpers"
 local server = require "spec.support.server"
 local cptokens = require "cptokens"
 
@@ -60,7 +61,7 @@ describe("soak #soak", function()
   teardown(function() if srv then srv:stop() end end)
 
   local function new_client(i, extra)
-    local opts = { cafile = srv.cafile, timeout = 10 }
+    local opts = { cafile = srv.cafile, timeout = H.seconds(10) }
     for k, v in pairs(creds[i % #creds + 1]) do opts[k] = v end
     for k, v in pairs(extra or {}) do opts[k] = v end
     return assert(cptokens.new(opts))

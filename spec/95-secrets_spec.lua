@@ -13,11 +13,11 @@ local util = require "spec.support.util"
 local socket = require "socket"
 local cptokens = require "cptokens"
 
-local ALICE_PW = "alice-Pa55word!"
-local BOB_PW = "bob-Pa55word!"
-local BOB_OTP = "424242"
-local ROOT_WHM = "ROOTWHMTOKEN0000000000000000000A"
-local RES_WHM = "RESWHMTOKEN00000000000000000000B"
+local ALICE_PW = H.ALICE_PW
+local BOB_PW = H.BOB_PW
+local BOB_OTP = H.BOB_OTP
+local ROOT_WHM = H.ROOT_WHM
+local RES_WHM = H.RES_WHM
 local SEEDED = "SECRETSPECSEEDEDTOKEN00000000007"
 
 local shell_quote, capture, read_file, write_file = util.shell_quote, util.capture, util.read_file, util.write_file

@@ -37,10 +37,10 @@
 -- default 40), CHAOS_SECONDS (time budget for the loops, default 140), CHAOS_SEED (the
 -- random seed, printed; replays the same choices, though not the same timing).
 local socket = require "socket"
+local H = require "spec.helpers"
 local server = require "spec.support.server"
 local chaos = require "spec.support.chaos"
 local util = require "spec.support.util"
-local cptokens = require "cptokens"
 
 local function env_number(name, default)
   local v = os.getenv(name)
@@ -412,8 +412,7 @@ describe("chaos #chaos", function()
     -- a copy of the file as a temporary, then its token revoked
     local held = assert(ch:held(file))
     util.write_private(file .. ".tmp-ABC123", assert(util.read_file(file)))
-    local c = assert(cptokens.new { url = srv.url, user = "alice", password = srv.accounts.alice.password,
-                                    cafile = srv.cafile })
+    local c = H.client(srv)
     assert(c:revoke(held.name))
     local ok, why = ch:check_store(file)
     assert.is_false(ok)

@@ -22,12 +22,43 @@ H.time_factor = tonumber(os.getenv("CPTOKENS_TIME_FACTOR") or "")
   or (H.valgrind and 10) or (H.asan and 3) or 1
 
 --- seconds scaled for this run: client timeouts that must not fire, and slack on time bounds.
+-- Every timeout, connect_timeout and lock_timeout a spec gives that must not fire comes
+-- from here. A timeout that a spec expects to fire (against a server that hangs) is the
+-- value under test and stays as written, with the fault lasting well past it.
 function H.seconds(s) return s * H.time_factor end
 
 --- Seconds since an arbitrary origin, with sub-second precision.
 function H.clock()
   local socket = require "socket"
   return socket.gettime()
+end
+
+-------------------------------------------------------------------- fixtures
+
+--- The fake server's accounts (spec/support/fake/cpanel.lua: user, password, otp, token),
+-- and their secrets under the names the specs use: written once, where the server is.
+H.accounts = require("spec.support.fake.cpanel").accounts
+H.ALICE_PW = H.accounts.alice.password
+H.BOB_PW = H.accounts.bob.password
+H.BOB_OTP = H.accounts.bob.otp
+H.CAROL_PW = H.accounts.carol.password
+H.ROOT_WHM = H.accounts.root.token
+H.RES_WHM = H.accounts.res.token
+
+--- A client of the fake server srv (spec.support.server): cptokens.new(opts) with, unless
+-- opts says otherwise, srv.url, srv.cafile (none with insecure), user "alice" and, without
+-- a token or whm_token, alice's password. opts is not changed. Raises with the error's text
+-- when the client cannot be made.
+function H.client(srv, opts)
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.url = o.url or srv.url
+  if o.cafile == nil and not o.insecure then o.cafile = srv.cafile end
+  o.user = o.user or "alice"
+  if not (o.token or o.whm_token) then o.password = o.password or H.ALICE_PW end
+  local c, err = require("cptokens").new(o)
+  if not c then error(tostring(err), 2) end
+  return c
 end
 
 --- Every string reachable from v (tables walked, errors and userdata tostring'd).

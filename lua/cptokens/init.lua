@@ -1,10 +1,34 @@
---- cptokens: manage cPanel API tokens from Lua.
--- The protocol and transport are C (cptokens.core, on libcurl); this module
--- is the public face: new(), the error type, and the parts written in Lua.
+--- cptokens: manage cPanel API tokens from Lua (create, list, rename, revoke,
+-- rotate), over cPanel's UAPI and WHM's API, with libcurl or nginx cosockets.
+--
+-- The protocol is C (cptokens.core: the table of operations, the request
+-- builder, the reply decoder, the libcurl transport); this module is the public
+-- face and the parts written in Lua:
+--
+--   cptokens.new(options) -> client | nil, err      a client (misuse raises)
+--   client:create(name [, {expires_in | expires_at}]), client:list(),
+--   client:rename(name, new_name), client:revoke(name), client:info(), client:close()
+--                                                    one method per operation of core.ops
+--   client:rotate(opts), client:prune(opts), client:audit(opts)   (rotate.lua, on first use)
+--   cptokens.batch(jobs [, {concurrency}]) -> results  many operations on one multi handle
+--   cptokens.transport(client) -> "curl" | "ngx"     which transport the next call uses
+--   cptokens.close_idle() -> n                       drop idle pooled connections
+--   cptokens.error(kind, message [, status]), cptokens.is_error(v), cptokens.Error
+--   cptokens.time (time.lua), cptokens.store (store.lua, on first use), cptokens._VERSION
+--
+-- Runtime failures return nil, err (an error object); misuse raises at the
+-- caller's line. Inside nginx each operation is wrapped here to pick its
+-- transport per call (ngx.lua); elsewhere the C methods are used as they are.
+-- Where to look: README.md (the API), ARCHITECTURE.md (the map, the call flows,
+-- the contracts between modules), CONTRIBUTING.md (build and test).
+--
+-- Depends on: cptokens.core, cptokens.time, cptokens.util; cptokens.ngx inside
+-- nginx; cptokens.rotate and cptokens.store when first used.
 local core = require "cptokens.core"
 local time = require "cptokens.time"
+local util = require "cptokens.util"
 
-local error, getmetatable, ipairs, pairs, tostring, type = error, getmetatable, ipairs, pairs, tostring, type
+local error, ipairs, pairs, tostring, type = error, ipairs, pairs, tostring, type
 
 local _M = {
   _VERSION = core._VERSION,
@@ -69,9 +93,7 @@ end
 _M.error = core.error
 
 --- True when v is an error object returned by cptokens.
-function _M.is_error(v)
-  return type(v) == "table" and getmetatable(v) == core.Error
-end
+_M.is_error = util.is_error
 
 local CREATE_OPTIONS = { expires_in = true, expires_at = true }
 
@@ -86,19 +108,8 @@ local function create_expiry(opts)
       error("cptokens: create: unknown option '" .. tostring(k) .. "'", 3)
     end
   end
-  local expires_in, expires_at = opts.expires_in, opts.expires_at
-  if expires_in ~= nil and expires_at ~= nil then
-    error("cptokens: create: give expires_in or expires_at, not both", 3)
-  end
-  local v = expires_in ~= nil and expires_in or expires_at
-  if v == nil then return nil end
-  if type(v) ~= "string" and type(v) ~= "number" then
-    error("cptokens: create: " .. (expires_in ~= nil and "expires_in" or "expires_at")
-      .. " must be a string or a number, got " .. type(v), 3)
-  end
-  local epoch, msg = time.expiry(expires_in, expires_at)
-  if not epoch then return nil, core.error("invalid", "create: " .. msg) end
-  return epoch
+  local epoch, err = util.expiry_option("create", opts.expires_in, opts.expires_at, 3)
+  return epoch, err -- not a tail call: the level counts this function's frame
 end
 
 --- client:create(name [, { expires_in = "24h" } | { expires_at = epoch or ISO 8601 }])

@@ -26,6 +26,7 @@
 -- @module cptokens.store
 local core = require "cptokens.core"
 local time = require "cptokens.time"
+local util = require "cptokens.util"
 local cjson = require("cjson.safe").new()
 
 local error, io_open, ipairs, pcall, select, setmetatable, string_format, tostring, type =
@@ -37,14 +38,8 @@ local _M = {}
 -- A token file is small; anything larger is not one.
 local MAX_FILE = 65536
 
---- Escapes control bytes so that a message stays on one line.
-local function clean(s)
-  return (tostring(s):gsub("[%c\127]", function(c) return string_format("\\x%02X", c:byte()) end))
-end
-
-local function quote(s)
-  return '"' .. clean(s):gsub('"', '\\"') .. '"'
-end
+-- Messages show values as every module does (control bytes escaped: one line).
+local clean, quote = util.clean, util.quote
 
 -- Shared with rotate.lua, whose messages follow the same rules.
 _M._clean, _M._quote = clean, quote

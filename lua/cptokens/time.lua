@@ -12,36 +12,38 @@
 -- large to be exact" rather than silently rounded.  `_M.LIMIT` is the
 -- effective maximum on the running Lua.
 --
--- Error convention: functions return `nil, message` on bad input; they do
--- not raise.  Messages quote the offending input.
+-- Error convention: functions return `nil, message` on bad input (a string,
+-- quoting the input as cptokens.util.quote does); they never raise.  These are
+-- value converters, like tonumber and os.date, not calls that can fail for
+-- reasons of the world: their message is a fragment that the caller puts after
+-- the name of its own option ("create: expires_in: invalid duration ...",
+-- "--expires-in: invalid duration ...").  The calls that take these options
+-- (client:create, rotate, audit, batch jobs) turn it into an error object of
+-- kind "invalid" there; see ARCHITECTURE.md, "Failure conventions".
 --
 -- @module cptokens.time
 
-local type = type
-local tostring = tostring
-local tonumber = tonumber
-local pcall = pcall
-local string_format = string.format
-local string_find = string.find
-local string_sub = string.sub
-local string_lower = string.lower
-local string_gsub = string.gsub
-local string_byte = string.byte
-local math_floor = math.floor
-local math_huge = math.huge
+local core = require "cptokens.core"
+local util = require "cptokens.util"
+local iso8601 = require "cptokens.iso8601"
+
+local pairs, pcall, tonumber, tostring, type = pairs, pcall, tonumber, tostring, type
+local string_format, string_find, string_sub, string_lower, string_gsub =
+  string.format, string.find, string.sub, string.lower, string.gsub
+local math_floor, math_huge = math.floor, math.huge
 local math_tointeger = math.tointeger -- nil before Lua 5.3
 local math_maxinteger = math.maxinteger -- nil before Lua 5.3
 local math_type = math.type -- nil before Lua 5.3
-local os_time = os.time
-local os_date = os.date
+local os_time, os_date = os.time, os.date
+local quote, toint, trim = util.quote, util.toint, util.trim
 
 local _M = {}
 
--- cPanel's maximum accepted expires_at.  On Lua 5.3+ this literal is an
--- exact integer; on double-only Lua it is rounded, and there it only picks
--- between two error messages (the real bound is LIMIT).
-local MAX = 67767976233521999
-local MAX_TEXT = "67767976233521999"
+-- cPanel's maximum accepted expires_at, from the C core (CPT_EXPIRES_MAX).  On
+-- Lua 5.3+ an exact integer; on double-only Lua it is rounded, and there it only
+-- picks between two error messages (the real bound is LIMIT).
+local MAX = core.EXPIRES_MAX
+local MAX_TEXT = core.EXPIRES_MAX_TEXT
 
 -- Largest integer a double holds exactly with all smaller ones: 2^53 - 1.
 local MAX_SAFE_DOUBLE = 9007199254740991
@@ -56,32 +58,8 @@ local LIMIT_TEXT = HAS_INT64 and MAX_TEXT or "9007199254740991"
 _M.MAX_EXPIRES_AT = MAX
 _M.LIMIT = LIMIT
 
---- Convert an integral number to the integer subtype when the Lua has one.
-local function toint(x)
-  if math_tointeger then
-    local i = math_tointeger(x)
-    if i then return i end
-  end
-  return x
-end
-
 local function is_finite(x)
   return x == x and x ~= math_huge and x ~= -math_huge
-end
-
---- Quote a value for an error message: "text" with control bytes escaped.
-local function quote(v)
-  local s = tostring(v)
-  s = string_gsub(s, "[%c\"\\]", function(c)
-    if c == '"' or c == "\\" then return "\\" .. c end
-    return string_format("\\%d", string_byte(c))
-  end)
-  return '"' .. s .. '"'
-end
-
-local function trim(s)
-  local _, _, inner = string_find(s, "^%s*(.-)%s*$")
-  return inner
 end
 
 -- Compare two digit strings without leading zeros numerically.
@@ -179,6 +157,76 @@ local function check_number(v, what, allow_zero)
   return i
 end
 
+local FRACTIONAL = "fractional numbers are not allowed; use a whole number of a smaller unit"
+
+local function bad_duration(v, fmt, ...)
+  return nil, string_format("invalid duration %s: " .. fmt, quote(v), ...)
+end
+
+-- "unexpected <word or byte> at position <pos>" for the text of v at pos.
+local function unexpected(v, s, pos)
+  local _, _, word = string_find(s, "^(%a+)", pos)
+  return bad_duration(v, "unexpected %s at position %d", quote(word or string_sub(s, pos, pos)), pos)
+end
+
+-- The count that starts at pos in s (the trimmed v): its digits and last
+-- position, or nil, err.
+local function read_count(v, s, pos)
+  local _, de, digits = string_find(s, "^(%d+)", pos)
+  if not de then
+    if string_find(s, "^%-%s*[%d.]", pos) then
+      return bad_duration(v, "negative durations are not allowed")
+    end
+    if string_find(s, "^[.,]%d", pos) then return bad_duration(v, FRACTIONAL) end
+    return unexpected(v, s, pos)
+  end
+  if string_find(s, "^[.,]%d", de + 1) then return bad_duration(v, FRACTIONAL) end
+  return digits, de
+end
+
+-- The unit after the count `digits` (at count_pos), from pos: its UNITS entry
+-- and last position, or nil, err. seen: the units given so far.
+local function read_unit(v, s, pos, digits, count_pos, seen)
+  local _, ue, unit = string_find(s, "^%s*(%a+)", pos)
+  if not ue then
+    local _, we = string_find(s, "^%s*", pos)
+    if we + 1 > #s or string_find(s, "^%d", we + 1) then
+      return bad_duration(v, "the number %s at position %d has no unit", digits, count_pos)
+    end
+    return bad_duration(v, "unexpected %s at position %d", quote(string_sub(s, we + 1, we + 1)), we + 1)
+  end
+  if unit == "M" then
+    return bad_duration(v, 'the unit "M" is ambiguous (minutes or months); use "m" or "min" for minutes')
+  end
+  local lunit = string_lower(unit)
+  local info = UNITS[lunit]
+  if not info then
+    if AMBIGUOUS[lunit] then
+      return bad_duration(v, "months and years are not accepted because their length is ambiguous; "
+        .. "use days or weeks")
+    end
+    return bad_duration(v, "unknown unit %s (use s, m, h, d or w, or their words)", quote(unit))
+  end
+  if seen[info.name] then return bad_duration(v, "the unit %s is given more than once", info.name) end
+  seen[info.name] = true
+  -- what may follow a unit: end, whitespace, or the next count
+  if ue < #s and not string_find(s, "^[%s%d]", ue + 1) then return unexpected(v, s, ue + 1) end
+  return info, ue
+end
+
+-- total + digits * secs, exactly, or nil, err when past LIMIT.
+local function add_term(v, total, digits, secs)
+  local n, approx = digits_value(digits)
+  if not n or n > UNIT_LIMIT[secs] then
+    return nil, too_large("duration", v, HAS_INT64 or (n or approx) * secs > MAX)
+  end
+  local term = toint(n * secs)
+  if total > LIMIT - term then
+    return nil, too_large("duration", v, HAS_INT64 or total + term > MAX)
+  end
+  return toint(total + term)
+end
+
 --- Parse a duration into a positive whole number of seconds.
 --
 -- Accepted:
@@ -201,105 +249,30 @@ end
 -- @return integer seconds, or nil, err
 function _M.parse_duration(v)
   local tv = type(v)
-  if tv == "number" then
-    return check_number(v, "duration", false)
-  end
+  if tv == "number" then return check_number(v, "duration", false) end
   if tv ~= "string" then
     return nil, string_format("invalid duration: expected a string or number, got %s", tv)
   end
   local s = trim(v)
-  if s == "" then
-    return nil, string_format("invalid duration %s: empty or blank", quote(v))
-  end
-
-  local function fail(fmt, ...)
-    return nil, string_format("invalid duration %s: " .. fmt, quote(v), ...)
-  end
-
-  -- plain digits: seconds
-  if string_find(s, "^%d+$") then
+  if s == "" then return bad_duration(v, "empty or blank") end
+  local total, pos, seen = 0, 1, {}
+  if string_find(s, "^%d+$") then -- plain digits: seconds
     local n, _, over = digits_value(s)
     if not n then return nil, too_large("duration", v, over) end
-    if n == 0 then return fail("zero; the duration must be positive") end
-    return n
+    total, pos = n, #s + 1
   end
-
-  local len = #s
-  local pos = 1
-  local total = 0
-  local seen = {}
-  while pos <= len do
-    local _, e = string_find(s, "^%s*", pos)
-    pos = e + 1
-
-    -- the count
-    local _, de, digits = string_find(s, "^(%d+)", pos)
-    if not de then
-      if string_find(s, "^%-%s*[%d.]", pos) then
-        return fail("negative durations are not allowed")
-      end
-      if string_find(s, "^[.,]%d", pos) then
-        return fail("fractional numbers are not allowed; use a whole number of a smaller unit")
-      end
-      local _, _, word = string_find(s, "^(%a+)", pos)
-      return fail("unexpected %s at position %d", quote(word or string_sub(s, pos, pos)), pos)
-    end
-    local count_pos = pos
-    pos = de + 1
-    if string_find(s, "^[.,]%d", pos) then
-      return fail("fractional numbers are not allowed; use a whole number of a smaller unit")
-    end
-
-    -- the unit
-    local _, ue, unit = string_find(s, "^%s*(%a+)", pos)
-    if not ue then
-      local _, we = string_find(s, "^%s*", pos)
-      if we + 1 > len or string_find(s, "^%d", we + 1) then
-        return fail("the number %s at position %d has no unit", digits, count_pos)
-      end
-      return fail("unexpected %s at position %d",
-        quote(string_sub(s, we + 1, we + 1)), we + 1)
-    end
-    local info
-    if unit == "M" then
-      return fail('the unit "M" is ambiguous (minutes or months); use "m" or "min" for minutes')
-    end
-    local lunit = string_lower(unit)
-    info = UNITS[lunit]
-    if not info then
-      if AMBIGUOUS[lunit] then
-        return fail("months and years are not accepted because their length is ambiguous; "
-          .. "use days or weeks")
-      end
-      return fail("unknown unit %s (use s, m, h, d or w, or their words)", quote(unit))
-    end
-    if seen[info.name] then
-      return fail("the unit %s is given more than once", info.name)
-    end
-    seen[info.name] = true
+  while pos <= #s do
+    local _, ws = string_find(s, "^%s*", pos)
+    local digits, de = read_count(v, s, ws + 1)
+    if not digits then return nil, de end
+    local info, ue = read_unit(v, s, de + 1, digits, ws + 1, seen)
+    if not info then return nil, ue end
+    local err
+    total, err = add_term(v, total, digits, info.secs)
+    if not total then return nil, err end
     pos = ue + 1
-
-    -- what may follow a unit: end, whitespace, or the next count
-    if pos <= len and not string_find(s, "^[%s%d]", pos) then
-      local _, _, word = string_find(s, "^(%a+)", pos)
-      return fail("unexpected %s at position %d", quote(word or string_sub(s, pos, pos)), pos)
-    end
-
-    -- accumulate exactly
-    local n, approx = digits_value(digits)
-    if not n or n > UNIT_LIMIT[info.secs] then
-      return nil, too_large("duration", v, HAS_INT64 or (n or approx) * info.secs > MAX)
-    end
-    local term = toint(n * info.secs)
-    if total > LIMIT - term then
-      return nil, too_large("duration", v, HAS_INT64 or total + term > MAX)
-    end
-    total = toint(total + term)
   end
-
-  if total == 0 then
-    return fail("zero; the duration must be positive")
-  end
+  if total == 0 then return bad_duration(v, "zero; the duration must be positive") end
   return total
 end
 
@@ -368,76 +341,9 @@ function _M.iso8601(epoch)
   return res
 end
 
-local function is_leap(y)
-  return (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0
-end
-
-local DAYS_IN_MONTH = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
-
--- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
--- days_from_civil), using only floor division.
-local function days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = math_floor(y / 400)
-  local yoe = y - era * 400
-  local mp = (m + 9) % 12
-  local doy = math_floor((153 * mp + 2) / 5) + d - 1
-  local doe = yoe * 365 + math_floor(yoe / 4) - math_floor(yoe / 100) + doy
-  return toint(era * 146097 + doe - 719468)
-end
-
---- Parse an ISO 8601 / RFC 3339 timestamp to epoch seconds.
--- Accepts exactly `YYYY-MM-DDTHH:MM:SS` followed by `Z` or an offset
--- `+HH:MM` / `-HH:MM` (`T` and `Z` may be lowercase; surrounding
--- whitespace is ignored).  The offset is applied (local time minus offset
--- is UTC).  Results before 1970-01-01T00:00:00Z are refused.
+--- Parse an ISO 8601 / RFC 3339 timestamp to epoch seconds (see cptokens.iso8601).
 -- @return integer epoch, or nil, err
-function _M.parse_iso8601(str)
-  if type(str) ~= "string" then
-    return nil, string_format("invalid ISO 8601 timestamp: expected a string, got %s", type(str))
-  end
-  local function fail(fmt, ...)
-    return nil, string_format("invalid ISO 8601 timestamp %s: " .. fmt, quote(str), ...)
-  end
-  local s = trim(str)
-  local _, _, ys, mos, ds, hs, mis, ss, rest = string_find(s,
-    "^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt](%d%d):(%d%d):(%d%d)(.*)$")
-  if not ys then
-    return fail("expected YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DDTHH:MM:SS+HH:MM")
-  end
-  local offset = 0
-  if rest ~= "Z" and rest ~= "z" then
-    local _, _, sign, ohs, oms = string_find(rest, "^([+-])(%d%d):(%d%d)$")
-    if not sign then
-      if rest == "" then
-        return fail("missing time zone (add Z for UTC)")
-      end
-      return fail("unexpected %s after the time (expected Z or +HH:MM/-HH:MM)", quote(rest))
-    end
-    local oh, om = tonumber(ohs), tonumber(oms)
-    if oh > 23 or om > 59 then
-      return fail("offset %s out of range", quote(rest))
-    end
-    offset = oh * 3600 + om * 60
-    if sign == "-" then offset = -offset end
-  end
-  local y, mo, d = tonumber(ys), tonumber(mos), tonumber(ds)
-  local h, mi, sec = tonumber(hs), tonumber(mis), tonumber(ss)
-  if mo < 1 or mo > 12 then return fail("month %s out of range 01-12", mos) end
-  local dim = DAYS_IN_MONTH[mo]
-  if mo == 2 and is_leap(y) then dim = 29 end
-  if d < 1 or d > dim then
-    return fail("day %s out of range for %s-%s (01-%d)", ds, ys, mos, dim)
-  end
-  if h > 23 then return fail("hour %s out of range 00-23", hs) end
-  if mi > 59 then return fail("minute %s out of range 00-59", mis) end
-  if sec > 59 then return fail("second %s out of range 00-59", ss) end
-  local epoch = toint(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset)
-  if epoch < 0 then
-    return fail("before 1970-01-01T00:00:00Z")
-  end
-  return epoch
-end
+_M.parse_iso8601 = iso8601.parse
 
 --- Normalise an absolute expiry to integer epoch seconds.
 -- Accepts an epoch number, a digit string (epoch seconds), or an ISO 8601
@@ -516,6 +422,16 @@ local function token_expiry(tok)
   return epoch
 end
 
+-- The token's expiry and now: epoch, now; false when it never expires; nil, err.
+local function expiry_and_now(tok, now)
+  local e, err = token_expiry(tok)
+  if not e then return e, err end
+  local n
+  n, err = get_now(now)
+  if not n then return nil, err end
+  return e, n
+end
+
 --- Seconds left until the token expires: `expires_at - now` (0 at the
 -- boundary, negative once expired).
 -- @param tok table with `expires_at` (epoch number, digit string or ISO
@@ -524,12 +440,8 @@ end
 -- @return integer; nil (no message) when the token never expires; nil,
 --   err on invalid input
 function _M.remaining(tok, now)
-  local e, err = token_expiry(tok)
-  if e == nil then return nil, err end
-  if e == false then return nil end
-  local n
-  n, err = get_now(now)
-  if not n then return nil, err end
+  local e, n = expiry_and_now(tok, now)
+  if not e then return nil, n end
   return toint(e - n)
 end
 
@@ -537,13 +449,9 @@ end
 -- @return boolean (false for never-expiring tokens); nil, err on invalid
 --   input
 function _M.is_expired(tok, now)
-  local e, err = token_expiry(tok)
-  if e == nil then return nil, err end
-  if e == false then return false end
-  local n
-  n, err = get_now(now)
-  if not n then return nil, err end
-  return n > e
+  local e, n = expiry_and_now(tok, now)
+  if e == nil then return nil, n end
+  return e ~= false and n > e
 end
 
 local FORMAT_UNITS = {

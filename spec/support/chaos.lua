@@ -76,7 +76,7 @@ if not opts then
   io.stderr:write("chaos child: ", tostring(meta), "\n")
   os.exit(5)
 end
-opts.timeout = 20
+opts.timeout = @TIMEOUT@
 local client = assert(cptokens.new(opts))
 local ro = { prefix = prefix, keep = keep, store = file }
 -- (a store function shares the file's lock, and so its journal: README, "A store function")
@@ -111,7 +111,8 @@ function chaos.new(srv)
   self.runner = self.dir .. "/runner.sh"
   write_file(self.runner, RUNNER)
   self.lib_child = self.dir .. "/lib-child.lua"
-  write_file(self.lib_child, (LIB_CHILD:gsub("@(%u+)@", { BUILD = BUILD, ROOT = ROOT })))
+  write_file(self.lib_child, (LIB_CHILD:gsub("@(%u+)@", { BUILD = BUILD, ROOT = ROOT,
+    TIMEOUT = tostring(require("spec.helpers").seconds(20)) })))
   self.env = table.concat({
     "env -u LUA_PATH_5_4 -u LUA_CPATH_5_4 -u CPANEL_TOKEN -u CPANEL_PASSWORD -u CPANEL_USER -u WHM_TOKEN",
     "CPANEL_URL=" .. shell_quote(srv.url),
