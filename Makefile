@@ -33,12 +33,20 @@ SRC  := $(wildcard csrc/*.c)
 OBJ  := $(SRC:csrc/%.c=$(BUILD)/%.o)
 SO   := $(BUILD)/cptokens/core.so
 LUAFILES := $(wildcard lua/cptokens/*.lua)
+CLIFILES := $(wildcard lua/cptokens/cli/*.lua)
 
 BUSTED := $(LUA) /usr/bin/busted
 
 .PHONY: all deps test test-all test-suite test-valgrind lint demo install clean check-rockspec rock install-rock
 .PHONY: test-asan fuzz test-soak test-chaos
-.PHONY: bench
+.PHONY: bench completions
+
+# Shell completion scripts, generated from the CLI's parser (lua-argparse) and committed
+# (spec/71 checks that they match what the parser generates now).
+COMPLETIONS := completions/cptokens.bash completions/_cptokens completions/cptokens.fish
+completions:
+	@mkdir -p completions
+	LUA_PATH='lua/?.lua;;' $(LUA) -e 'require("cptokens.cli.parser").write_completions("completions")'
 
 all: $(SO)
 
@@ -167,9 +175,15 @@ build/bench/floor: bench/floor.c
 	$(CC) $(CFLAGS) -Wall -Wextra -o $@ bench/floor.c $(CURL_CFLAGS) $(CURL_LIBS)
 
 install: all
-	install -d $(DESTDIR)$(LIBDIR)/cptokens $(DESTDIR)$(LUADIR)/cptokens
+	install -d $(DESTDIR)$(LIBDIR)/cptokens $(DESTDIR)$(LUADIR)/cptokens/cli
 	install -m 0755 $(SO) $(DESTDIR)$(LIBDIR)/cptokens/core.so
 	install -m 0644 $(LUAFILES) $(DESTDIR)$(LUADIR)/cptokens/
+	install -m 0644 $(CLIFILES) $(DESTDIR)$(LUADIR)/cptokens/cli/
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions \
+	  $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 0644 completions/cptokens.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/cptokens
+	install -m 0644 completions/_cptokens $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_cptokens
+	install -m 0644 completions/cptokens.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/cptokens.fish
 	@# The launcher runs the Lua it was installed for.
 	if [ -f bin/cptokens ]; then install -d $(DESTDIR)$(BINDIR) && \
 	  sed '1s|^#!.*|#!/usr/bin/env $(LUA)|' bin/cptokens > $(DESTDIR)$(BINDIR)/cptokens && \
