@@ -151,6 +151,15 @@ describe("cptokens command-line tool", function()
       assert.is_true(execute("test -x " .. shell_quote(bin)))
       assert.is_truthy(read_file(prefix .. "/share/lua/" .. LUA_ABI .. "/cptokens/cli.lua"))
       assert.is_truthy(read_file(prefix .. "/lib/lua/" .. LUA_ABI .. "/cptokens/core.so"))
+      for _, f in ipairs { "args", "parser", "common", "json", "connect", "tokens", "rotate", "help" } do
+        assert.is_truthy(read_file(prefix .. "/share/lua/" .. LUA_ABI .. "/cptokens/cli/" .. f .. ".lua"), f)
+      end
+      -- the completion scripts, where bash-completion, zsh and fish look for them
+      assert.are.equal(read_file("completions/cptokens.bash"),
+        read_file(prefix .. "/share/bash-completion/completions/cptokens"))
+      assert.are.equal(read_file("completions/_cptokens"), read_file(prefix .. "/share/zsh/vendor-completions/_cptokens"))
+      assert.are.equal(read_file("completions/cptokens.fish"),
+        read_file(prefix .. "/share/fish/vendor_completions.d/cptokens.fish"))
     end)
 
     it("prints its version", function()

@@ -2,8 +2,6 @@
 -- control flow of failures (thrown as Exit tables, turned into exit codes by main()); the one
 -- scrubber of everything the tool prints; text made safe for a terminal; human and JSON
 -- output. Portable across Lua 5.1-5.4 and LuaJIT.
-local json = require "cptokens.cli.json"
-
 -- cptokens.time only when a time is shown (a usage error or help does not compile it).
 local function time() return require "cptokens.time" end
 
@@ -212,7 +210,7 @@ end
 
 --- One JSON document on standard output; every string in it scrubbed but verbatim() ones.
 local function out_json(ctx, v)
-  write_out(ctx, json.encode(v, ctx.scrub) .. "\n")
+  write_out(ctx, require("cptokens.cli.json").encode(v, ctx.scrub) .. "\n")
 end
 
 local function flush(ctx)

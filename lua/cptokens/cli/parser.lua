@@ -38,9 +38,7 @@ function M.build()
   p:flag("-V --version", "Print the version."):target("_version")
   for _, o in ipairs(args.GLOBAL) do add_option(p, o) end
   local names = {}
-  for _, c in ipairs(args.COMMANDS) do
-    if not c.topics then names[#names + 1] = c.name end
-  end
+  for _, c in ipairs(args.COMMANDS) do names[#names + 1] = c.name end
   for _, c in ipairs(args.COMMANDS) do
     local cmd = p:command(c.name, c.summary .. "."):add_help(false):target("_command_" .. c.name)
     for i, label in ipairs(c.args) do

@@ -3,7 +3,6 @@
 -- run.<command>(ctx, client, args) returns the exit status; failures raise (common.Exit).
 local common = require "cptokens.cli.common"
 local connect = require "cptokens.cli.connect"
-local json = require "cptokens.cli.json"
 
 local type, tostring, ipairs, pairs = type, tostring, ipairs, pairs
 local string_format, table_sort = string.format, table.sort
@@ -12,7 +11,7 @@ local fail, one_line, error_line, say = common.fail, common.one_line, common.err
 local shown, out, out_json, iso = common.shown, common.out, common.out_json, common.iso
 local table_text, expiry_text, state_text, names_of = common.table_text, common.expiry_text, common.state_text,
   common.names_of
-local obj = json.obj
+local obj = require("cptokens.cli.json").obj
 local check_out = connect.check_out
 
 local run = {}

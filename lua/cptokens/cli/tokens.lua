@@ -3,7 +3,6 @@
 -- A token created always reaches its user (printed, or saved with --out) or is revoked.
 local common = require "cptokens.cli.common"
 local connect = require "cptokens.cli.connect"
-local json = require "cptokens.cli.json"
 
 local tostring, ipairs, pcall, getmetatable, error, require = tostring, ipairs, pcall, getmetatable,
   error, require
@@ -15,7 +14,8 @@ local Exit, exit_with, fail, one_line, error_line = common.Exit, common.exit_wit
 local shown, out, out_json, flush, iso = common.shown, common.out, common.out_json, common.flush, common.iso
 local table_text, expiry_text, state_text, interrupted = common.table_text, common.expiry_text, common.state_text,
   common.interrupted
-local obj, encode, verbatim, NULL = json.obj, json.encode, json.verbatim, json.NULL
+-- the JSON encoder only under --json (a human listing does not compile it)
+local function json() return require "cptokens.cli.json" end
 local file_conn, check_out = connect.file_conn, connect.check_out
 
 local run = {}
@@ -33,12 +33,12 @@ function run.list(ctx, client)
     local items = {}
     for i, t in ipairs(list) do
       local rem = require("cptokens.time").remaining(t, now)
-      items[i] = obj("name", t.name, "create_time", t.create_time, "created", iso(t.create_time),
+      items[i] = json().obj("name", t.name, "create_time", t.create_time, "created", iso(t.create_time),
         "expires_at", t.expires_at, "expires", iso(t.expires_at),
         "expired", rem ~= nil and rem < 0, "remaining", rem,
         "has_full_access", t.has_full_access == true)
     end
-    out_json(ctx, obj("tokens", items))
+    out_json(ctx, json().obj("tokens", items))
     return EXIT_OK
   end
   local rows = {}
@@ -67,8 +67,9 @@ local function deliver(ctx, client, tok, path, delivered)
     delivered()
     ctx.signal_note = "the token " .. shown(tok.name) .. " was saved to " .. path .. " and stays valid"
     if ctx.opts.json then
-      out_json(ctx, obj("name", tok.name, "create_time", tok.create_time, "expires_at", tok.expires_at,
-        "token", NULL, "out", path))
+      local J = json()
+      out_json(ctx, J.obj("name", tok.name, "create_time", tok.create_time, "expires_at", tok.expires_at,
+        "token", J.NULL, "out", path))
     else
       out(ctx, string_format("created %s, %s; token saved to %s\n", shown(tok.name), expiry_text(tok), path))
     end
@@ -76,8 +77,9 @@ local function deliver(ctx, client, tok, path, delivered)
   end
   local text
   if ctx.opts.json then
-    text = encode(obj("name", tok.name, "create_time", tok.create_time, "expires_at", tok.expires_at,
-      "token", verbatim(tok.token), "out", NULL), ctx.scrub) .. "\n"
+    local J = json()
+    text = J.encode(J.obj("name", tok.name, "create_time", tok.create_time, "expires_at", tok.expires_at,
+      "token", J.verbatim(tok.token), "out", J.NULL), ctx.scrub) .. "\n"
   else
     text = tok.token .. "\n"
   end
@@ -140,7 +142,7 @@ function run.revoke(ctx, client, pos)
   local revoked, missing = {}, {}
   local function report()
     if ctx.opts.json then
-      out_json(ctx, obj("revoked", revoked, "missing", missing))
+      out_json(ctx, json().obj("revoked", revoked, "missing", missing))
     end
   end
   for _, name in ipairs(pos) do
@@ -165,7 +167,7 @@ function run.rename(ctx, client, pos)
   local ok, err = client:rename(pos[1], pos[2])
   if not ok then fail(err) end
   if ctx.opts.json then
-    out_json(ctx, obj("name", pos[1], "new_name", pos[2]))
+    out_json(ctx, json().obj("name", pos[1], "new_name", pos[2]))
   else
     out(ctx, "renamed " .. shown(pos[1]) .. " to " .. shown(pos[2]) .. "\n")
   end
