@@ -171,6 +171,19 @@ describe("cptokens command line", function()
     end)
   end)
 
+  describe("--version", function()
+    it("prints the version, or with --json a JSON document (issue 15, point 8)", function()
+      local r = run { "--version" }
+      assert.are.equal(0, r.code)
+      assert.are.equal("cptokens " .. cli._VERSION .. "\n", r.out)
+      r = run { "--version", "--json" }
+      assert.are.equal(0, r.code, r.err)
+      assert.are.equal('{"name":"cptokens","version":"' .. cli._VERSION .. '"}\n', r.out)
+      assert.are.same({ name = "cptokens", version = cli._VERSION }, require("cjson").decode(r.out))
+      assert.are.equal("", r.err)
+    end)
+  end)
+
   describe("help", function()
     it("has a text for every command of the table", function()
       local help = require "cptokens.cli.help"

@@ -137,7 +137,11 @@ local function dispatch(ctx, argv)
   local pos, opts = args.parse(argv)
   ctx.opts = opts
   if opts.version then
-    out(ctx, "cptokens " .. tostring(_M._VERSION) .. "\n")
+    if opts.json then
+      common.out_json(ctx, require("cptokens.cli.json").obj("name", "cptokens", "version", _M._VERSION))
+    else
+      out(ctx, "cptokens " .. tostring(_M._VERSION) .. "\n")
+    end
     return EXIT_OK
   end
   local name = pos[1]

@@ -4,11 +4,11 @@
 local common = require "cptokens.cli.common"
 local connect = require "cptokens.cli.connect"
 
-local tostring, ipairs, pcall, getmetatable, error, require = tostring, ipairs, pcall, getmetatable,
+local type, tostring, ipairs, pcall, getmetatable, error, require = type, tostring, ipairs, pcall, getmetatable,
   error, require
 local string_format = string.format
 local os_time = os.time
-local EXIT_OK, EXIT_FAIL = common.EXIT.OK, common.EXIT.FAIL
+local EXIT_OK, EXIT_FAIL, EXIT_USAGE = common.EXIT.OK, common.EXIT.FAIL, common.EXIT.USAGE
 local Exit, exit_with, fail, one_line, error_line = common.Exit, common.exit_with, common.fail, common.one_line,
   common.error_line
 local shown, out, out_json, flush, iso = common.shown, common.out, common.out_json, common.flush, common.iso
@@ -18,7 +18,33 @@ local table_text, expiry_text, state_text, interrupted = common.table_text, comm
 local function json() return require "cptokens.cli.json" end
 local file_conn, check_out = connect.file_conn, connect.check_out
 
+local unpack = table.unpack or unpack -- luacheck: ignore (Lua 5.1)
+
 local run = {}
+
+-- A failure of a single operation. The library's "invalid" kind is a refusal before anything
+-- was sent (a bad name, an expiry in the past, a rename to the same name): a usage error,
+-- exit 2, as a bad duration is; anything else is exit 1.
+local function refused(err)
+  if type(err) == "table" and err.kind == "invalid" then exit_with(EXIT_USAGE, error_line(err)) end
+  fail(err)
+end
+
+-- A token's fields in `list --json` (and `create --json`) order: { n = count, k1, v1, ... }.
+local function token_fields(t, now, full)
+  local rem = require("cptokens.time").remaining(t, now)
+  if full == nil then full = t.has_full_access == true end
+  return { n = 16, "name", t.name, "create_time", t.create_time, "created", iso(t.create_time),
+    "expires_at", t.expires_at, "expires", iso(t.expires_at), "expired", rem ~= nil and rem < 0,
+    "remaining", rem, "has_full_access", full }
+end
+
+-- create's JSON document: the fields list has, then the token (or null) and the file (or null).
+local function created_doc(tok, token, path)
+  local f = token_fields(tok, os_time(), true) -- create makes full-access tokens
+  f[17], f[18], f[19], f[20], f.n = "token", token, "out", path, 20
+  return json().obj(unpack(f, 1, f.n))
+end
 
 -- Saves a new token durably (0600, atomic, with its server and user). true, or nil, err.
 local function save_token(client, path, tok)
@@ -32,11 +58,8 @@ function run.list(ctx, client)
   if ctx.opts.json then
     local items = {}
     for i, t in ipairs(list) do
-      local rem = require("cptokens.time").remaining(t, now)
-      items[i] = json().obj("name", t.name, "create_time", t.create_time, "created", iso(t.create_time),
-        "expires_at", t.expires_at, "expires", iso(t.expires_at),
-        "expired", rem ~= nil and rem < 0, "remaining", rem,
-        "has_full_access", t.has_full_access == true)
+      local f = token_fields(t, now)
+      items[i] = json().obj(unpack(f, 1, f.n))
     end
     out_json(ctx, json().obj("tokens", items))
     return EXIT_OK
@@ -67,9 +90,7 @@ local function deliver(ctx, client, tok, path, delivered)
     delivered()
     ctx.signal_note = "the token " .. shown(tok.name) .. " was saved to " .. path .. " and stays valid"
     if ctx.opts.json then
-      local J = json()
-      out_json(ctx, J.obj("name", tok.name, "create_time", tok.create_time, "expires_at", tok.expires_at,
-        "token", J.NULL, "out", path))
+      out_json(ctx, created_doc(tok, json().NULL, path))
     else
       out(ctx, string_format("created %s, %s; token saved to %s\n", shown(tok.name), expiry_text(tok), path))
     end
@@ -78,8 +99,7 @@ local function deliver(ctx, client, tok, path, delivered)
   local text
   if ctx.opts.json then
     local J = json()
-    text = J.encode(J.obj("name", tok.name, "create_time", tok.create_time, "expires_at", tok.expires_at,
-      "token", J.verbatim(tok.token), "out", J.NULL), ctx.scrub) .. "\n"
+    text = J.encode(created_doc(tok, J.verbatim(tok.token), J.NULL), ctx.scrub) .. "\n"
   else
     text = tok.token .. "\n"
   end
@@ -119,7 +139,7 @@ function run.create(ctx, client, pos)
   end
 
   local tok, err = client:create(name, copts)
-  if not tok then fail(err) end
+  if not tok then refused(err) end
   ctx.secrets[#ctx.secrets + 1] = tok.token
 
   -- Nobody has seen the new token yet: on every path where it does not reach its user
@@ -149,6 +169,7 @@ function run.revoke(ctx, client, pos)
     local ok, existed = client:revoke(name)
     if not ok then
       report()
+      if #revoked + #missing == 0 then refused(existed) end -- (nothing sent yet: a bad first name)
       fail(existed)
     end
     if existed then
@@ -165,7 +186,7 @@ end
 
 function run.rename(ctx, client, pos)
   local ok, err = client:rename(pos[1], pos[2])
-  if not ok then fail(err) end
+  if not ok then refused(err) end
   if ctx.opts.json then
     out_json(ctx, json().obj("name", pos[1], "new_name", pos[2]))
   else
