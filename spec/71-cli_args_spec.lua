@@ -94,7 +94,7 @@ describe("cptokens command line", function()
     -- A deterministic generator of command lines, good and bad (the same on every Lua).
     local seed = 12345
     local function rand(n)
-      seed = (seed * 1103515245 + 12345) % 2147483648
+      seed = (seed * 16807) % 2147483647 -- (Park-Miller: exact in doubles too)
       return seed % n + 1
     end
     local function pick(t) return t[rand(#t)] end
