@@ -4,7 +4,7 @@ _cptokens() {
     args=("${COMP_WORDS[@]}")
     cur="${COMP_WORDS[COMP_CWORD]}"
     prev="${COMP_WORDS[COMP_CWORD-1]}"
-    opts="-h --help -V --version --url --user --cafile --capath --insecure --timeout --connect-timeout --token-file --password-file --otp-file --whm-token-file --whm-user --json"
+    opts="-h --help -V -v --version --url --user --cafile --capath --insecure --timeout --connect-timeout --token-file --password-file --otp-file --whm-token-file --whm-user --json"
 
     case "$prev" in
         --url)
@@ -91,6 +91,11 @@ _cptokens() {
                 opts="$opts --within"
                 break
                 ;;
+            version)
+                cmd="version"
+                opts="$opts "
+                break
+                ;;
             help)
                 cmd="help"
                 opts="$opts "
@@ -101,7 +106,7 @@ _cptokens() {
 
     case "$cmd" in
         '')
-            COMPREPLY=($(compgen -W "list create revoke rename rotate prune audit help" -- "$cur"))
+            COMPREPLY=($(compgen -W "list create revoke rename rotate prune audit version help" -- "$cur"))
             ;;
         'create')
             case "$prev" in

@@ -25,6 +25,9 @@ function __fish_cptokens_print_command
             case audit
                 set cmd $cmd audit
                 break
+            case version
+                set cmd $cmd version
+                break
             case help
                 set cmd $cmd help
                 break
@@ -52,9 +55,10 @@ complete -c cptokens -n '__fish_cptokens_using_command' -xa 'rename' -d 'rename 
 complete -c cptokens -n '__fish_cptokens_using_command' -xa 'rotate' -d 'new token PREFIX-<time>, saved to FILE; old ones revoked'
 complete -c cptokens -n '__fish_cptokens_using_command' -xa 'prune' -d 'revoke expired tokens (of PREFIX\'s rotations only)'
 complete -c cptokens -n '__fish_cptokens_using_command' -xa 'audit' -d 'report expired and soon-expiring tokens (exit 3 if any)'
+complete -c cptokens -n '__fish_cptokens_using_command' -xa 'version' -d 'the version (as --version; with --json a JSON document)'
 complete -c cptokens -n '__fish_cptokens_using_command' -xa 'help' -d 'the tool\'s help, or a command\'s'
 complete -c cptokens -s h -l help -d 'Show the help (of a command, after it)'
-complete -c cptokens -s V -l version -d 'Print the version'
+complete -c cptokens -s V -s v -l version -d 'Print the version'
 complete -c cptokens -l url -r -d 'the server: https://host:2083 (cPanel) or https://host:2087 (WHM)'
 complete -c cptokens -l user -r -d 'the cPanel account whose tokens are managed'
 complete -c cptokens -l cafile -r -d 'trust anchors (default: the system store)'
@@ -83,4 +87,5 @@ complete -c cptokens -n '__fish_cptokens_seen_command rotate' -l keep -r -d 'old
 complete -c cptokens -n '__fish_cptokens_seen_command prune' -l prefix -r -d 'only the rotations of PREFIX'
 
 complete -c cptokens -n '__fish_cptokens_seen_command audit' -l within -r -d 'the window for expiring tokens (default 7d)'
+
 

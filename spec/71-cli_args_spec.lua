@@ -59,7 +59,7 @@ describe("cptokens command line", function()
         { { "list", "--json=1" }, "%-%-json takes no value" },
         { { "list", "--insecure=yes" }, "%-%-insecure takes no value" },
         { { "list", "--timeout" }, "%-%-timeout needs a value" },
-        { { "list", "--url", "--json" }, "%-%-url needs a value" },
+        { { "list", "--url", "--insecure" }, "%-%-url needs a value" },
         { { "list", "--user", "a", "--user=b" }, "%-%-user is given more than once" },
         { { "--bogus", "list" }, "unknown option %-%-bogus" },
         { { "help", "lsit" }, "unknown command 'lsit'" },
@@ -181,6 +181,53 @@ describe("cptokens command line", function()
       assert.are.equal('{"name":"cptokens","version":"' .. cli._VERSION .. '"}\n', r.out)
       assert.are.same({ name = "cptokens", version = cli._VERSION }, require("cjson").decode(r.out))
       assert.are.equal("", r.err)
+      -- -v and `version` too (issue 15, point 10)
+      for _, argv in ipairs { { "-v" }, { "version" }, { "-V" }, { "list", "-v" } } do
+        r = run(argv)
+        assert.are.equal(0, r.code, r.err)
+        assert.are.equal("cptokens " .. cli._VERSION .. "\n", r.out, table.concat(argv, " "))
+      end
+      assert.are.equal('{"name":"cptokens","version":"' .. cli._VERSION .. '"}\n', run({ "version", "--json" }).out)
+      assert_usage(run { "version", "x" }, "version: too many arguments")
+    end)
+  end)
+
+  describe("--json errors", function()
+    local cjson = require "cjson"
+    local function run_env(argv, env)
+      local o, e = sink(), sink()
+      local code = cli.main(argv, env, { stdout = o, stderr = e, stdin = sink() })
+      return { code = code, out = o:text(), err = e:text() }
+    end
+
+    it("are also one JSON document on standard output, beside the line on standard error", function()
+      local r = run { "list", "--json" }
+      assert.are.equal(2, r.code)
+      assert.is_truthy(r.err:match("^cptokens: no credentials[^\n]+\n$"), r.err)
+      assert.is_truthy(r.out:match('^{"error":{"kind":"usage","message":"no credentials[^\n]*","status":null}}\n$'), r.out)
+      -- a command line that could not be parsed
+      r = run { "lsit", "--json" }
+      assert.are.equal(2, r.code)
+      local doc = cjson.decode(r.out)
+      assert.are.equal("usage", doc.error.kind)
+      assert.is_truthy(doc.error.message:find("did you mean 'list'", 1, true))
+      -- a failure: the library's kind, exit 1, nothing secret
+      r = run_env({ "list", "--json", "--url", "https://127.0.0.1:1", "--user", "alice" },
+                  { CPANEL_TOKEN = "JSONERRORTOKEN000000000000000071" })
+      assert.are.equal(1, r.code, r.err)
+      doc = cjson.decode(r.out)
+      assert.are.equal("network", doc.error.kind)
+      assert.are.equal(cjson.null, doc.error.status)
+      assert.is_truthy(r.err:match("^cptokens: network: [^\n]+\n$"), r.err)
+      assert.is_falsy(r.out:find("JSONERRORTOKEN", 1, true))
+      -- without --json: nothing on standard output
+      r = run { "list" }
+      assert.are.equal(2, r.code)
+      assert.are.equal("", r.out)
+      -- after "--" it is a name, not the option
+      r = run { "revoke", "--", "--json" }
+      assert.are.equal(2, r.code)
+      assert.are.equal("", r.out)
     end)
   end)
 

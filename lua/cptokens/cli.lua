@@ -52,6 +52,7 @@ local shown_arg, say, out, interrupted = common.shown_arg, common.say, common.ou
 local _M = { _VERSION = core._VERSION, EXIT = EXIT }
 
 local DEFAULT_WITHIN = "7d"
+local wants_json
 
 -- For the specs: a scrubber of its own, { add(secret), text(s) }; the JSON encoder.
 function _M._scrubber(users)
@@ -136,7 +137,7 @@ local DEFERS_SIGNALS = {
 local function dispatch(ctx, argv)
   local pos, opts = args.parse(argv)
   ctx.opts = opts
-  if opts.version then
+  if opts.version or pos[1] == "version" then
     if opts.json then
       common.out_json(ctx, require("cptokens.cli.json").obj("name", "cptokens", "version", _M._VERSION))
     else
@@ -182,6 +183,16 @@ local function dispatch(ctx, argv)
   return run[name](ctx, client, rest)
 end
 
+-- Whether argv asks for --json (for a command line that could not be parsed).
+wants_json = function(argv)
+  if type(argv) ~= "table" then return false end
+  for _, a in ipairs(argv) do
+    if a == "--" then return false end
+    if a == "--json" then return true end
+  end
+  return false
+end
+
 --- Runs the tool; returns the exit status. Never raises.
 -- @param args array of arguments (e.g. the global `arg`)
 -- @param env nil (os.getenv), a table, or a function name -> value
@@ -212,6 +223,9 @@ function _M.main(argv, env, streams)
     code = type(res) == "number" and res or EXIT_OK
   else
     code = res.code
+    -- under --json, the failure is also a document on standard output (unless one was written)
+    local json = ctx.opts and ctx.opts.json or (not ctx.opts and wants_json(argv))
+    if json and not ctx.json_written then pcall(common.out_json, ctx, common.json_error(res)) end
     pcall(ctx.stdout.flush, ctx.stdout)
     say(ctx, res.message)
   end

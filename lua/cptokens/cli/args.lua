@@ -55,7 +55,7 @@ M.LOCAL = {
 
 -- The commands, in help order. args: the positionals' labels (many: any number of the
 -- last); min: how many are required (checked by the caller, after --help); missing: what a
--- usage error says is missing; module: cli/<module>.lua has run[name].
+-- usage error says is missing; module: cli/<module>.lua has run[name]; builtin: main runs it.
 M.COMMANDS = {
   { name = "list", module = "tokens", args = {}, min = 0, options = {},
     summary = "the account's tokens: name, created, expiry, state", usage = "cptokens list" },
@@ -74,6 +74,8 @@ M.COMMANDS = {
   { name = "audit", module = "rotate", args = {}, min = 0, options = { "within" },
     summary = "report expired and soon-expiring tokens (exit 3 if any)", usage = "cptokens audit [--within DURATION]" },
   -- (the next command groups plug in here: whm, accounts, fleet)
+  { name = "version", args = {}, min = 0, options = {}, builtin = true,
+    summary = "the version (as --version; with --json a JSON document)", usage = "cptokens version" },
   { name = "help", args = { "COMMAND" }, min = 0, options = {}, topics = true,
     summary = "the tool's help, or a command's", usage = "cptokens help [COMMAND]" },
 }
@@ -126,7 +128,7 @@ end
 -- number. Anything else (a short option, "--", a value that starts with "-", help) is left.
 function M.quick(argv)
   local cmd = M.command[argv[1]]
-  if not cmd or cmd.topics then return nil end
+  if not cmd or cmd.topics or cmd.builtin then return nil end
   local set = takes[cmd.name]
   local pos, opts = { cmd.name }, {}
   local max = cmd.many and math.huge or #cmd.args

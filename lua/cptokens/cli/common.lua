@@ -21,8 +21,10 @@ M.EXIT = { OK = EXIT_OK, FAIL = EXIT_FAIL, USAGE = EXIT_USAGE, ALERT = EXIT_ALER
 
 local Exit = {}
 
-local function exit_with(code, message)
-  error(setmetatable({ code = code, message = message }, Exit), 0)
+-- err (optional): the library's error object it comes from (its HTTP status goes into the
+-- JSON form of the error, see json_error).
+local function exit_with(code, message, err)
+  error(setmetatable({ code = code, message = message, status = type(err) == "table" and err.status or nil }, Exit), 0)
 end
 
 local function usage(fmt, ...)
@@ -49,7 +51,28 @@ local function error_line(err, prefix)
 end
 
 local function fail(err, prefix)
-  exit_with(EXIT_FAIL, error_line(err, prefix))
+  exit_with(EXIT_FAIL, error_line(err, prefix), err)
+end
+
+-- The error kinds a line "cptokens: <kind>: ..." may name (README, Error handling).
+local KINDS = { invalid = true, auth = true, api = true, http = true, tls = true, timeout = true,
+                network = true, protocol = true, io = true }
+
+--- The JSON form of a failure (under --json, on standard output beside the line on standard
+-- error): { error = { kind, message, status } }. kind is the library's, or "usage" (exit 2),
+-- "interrupted" (a signal), "internal"; status the HTTP status when there was a reply.
+local function json_error(e)
+  local text = tostring(e.message):gsub("^cptokens: ", "")
+  local kind, rest = text:match("^(%a+): (.*)$")
+  if not (kind and KINDS[kind]) then
+    rest = text
+    if text:match("^internal error: ") then kind, rest = "internal", text:sub(17)
+    elseif text:match("^interrupted by ") then kind = "interrupted"
+    elseif e.code == EXIT_USAGE then kind = "usage"
+    else kind = "error" end
+  end
+  local J = require "cptokens.cli.json"
+  return J.obj("error", J.obj("kind", kind, "message", rest, "status", e.status))
 end
 
 ---------------------------------------------------------------------------
@@ -210,6 +233,7 @@ end
 
 --- One JSON document on standard output; every string in it scrubbed but verbatim() ones.
 local function out_json(ctx, v)
+  ctx.json_written = true
   write_out(ctx, require("cptokens.cli.json").encode(v, ctx.scrub) .. "\n")
 end
 
@@ -278,6 +302,6 @@ M.Exit, M.exit_with, M.usage, M.fail, M.one_line, M.error_line = Exit, exit_with
 M.new_scrubber, M.terminal_text, M.shown, M.shown_arg, M.say = new_scrubber, terminal_text, shown, shown_arg, say
 M.write_out, M.out, M.out_json, M.flush, M.iso = write_out, out, out_json, flush, iso
 M.table_text, M.expiry_text, M.state_text, M.names_of = table_text, expiry_text, state_text, names_of
-M.interrupted = interrupted
+M.interrupted, M.json_error = interrupted, json_error
 
 return M

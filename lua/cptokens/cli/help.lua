@@ -41,6 +41,7 @@ Commands:
   prune [--prefix PREFIX]      revoke expired tokens (of PREFIX's rotations only)
   audit [--within D]           report expired and soon-expiring tokens (exit 3 if any)
   help [COMMAND]               this text, or a command's
+  version                      the version (also -v, -V, --version; with --json as JSON)
 
 Run `cptokens help COMMAND` or `cptokens COMMAND --help` for details,
 `cptokens --version` for the version.
@@ -132,6 +133,12 @@ can alert on it:
     0 8 * * *  cptokens audit --within 14d || echo "cPanel tokens need attention"
 
 ]] .. CONNECTION_HELP
+
+HELP.version = [[
+Usage: cptokens version [--json]    (also cptokens -v, -V or --version)
+
+Prints "cptokens VERSION", or with --json {"name":"cptokens","version":"VERSION"}.
+]]
 
 HELP.help = [[
 Usage: cptokens help [COMMAND]

@@ -35,7 +35,7 @@ function M.build()
     :add_help(false):require_command(false):command_target("command")
   -- (targets of their own: argparse also sets result[<command name>], and `help` is one)
   p:flag("-h --help", "Show the help (of a command, after it)."):target("_help")
-  p:flag("-V --version", "Print the version."):target("_version")
+  p:flag("-V -v --version", "Print the version."):target("_version")
   for _, o in ipairs(args.GLOBAL) do add_option(p, o) end
   local names = {}
   for _, c in ipairs(args.COMMANDS) do names[#names + 1] = c.name end
