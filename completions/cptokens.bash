@@ -4,7 +4,7 @@ _cptokens() {
     args=("${COMP_WORDS[@]}")
     cur="${COMP_WORDS[COMP_CWORD]}"
     prev="${COMP_WORDS[COMP_CWORD-1]}"
-    opts="-h --help -V -v --version --url --user --cafile --capath --insecure --timeout --connect-timeout --token-file --password-file --otp-file --whm-token-file --whm-user --json"
+    opts="-h --help -V -v --version --url --user --cafile --capath --insecure --timeout --connect-timeout --token-file --password-file --otp-file --whm-token-file --whm-user --json --quiet"
 
     case "$prev" in
         --url)

@@ -72,6 +72,7 @@ complete -c cptokens -l otp-file -r -d 'with a password: the two-factor code'
 complete -c cptokens -l whm-token-file -r -d 'a WHM token acting for --user'
 complete -c cptokens -l whm-user -r -d 'the WHM account owning the WHM token (default root)'
 complete -c cptokens -l json -d 'one JSON document on standard output'
+complete -c cptokens -l quiet -d 'no report on standard output (errors, warnings and create\'s token stay)'
 
 
 complete -c cptokens -n '__fish_cptokens_seen_command create' -l expires-in -r -d 'expire after DURATION (24h, 30d, 2w, 1d12h)'

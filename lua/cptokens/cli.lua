@@ -91,7 +91,7 @@ end
 local function help(ctx, topic)
   local text = require("cptokens.cli.help")[topic or ""]
   if not text then usage("unknown command '%s' (see 'cptokens help')", shown_arg(topic)) end
-  out(ctx, text)
+  out(ctx, text, true)
   return EXIT_OK
 end
 
@@ -141,7 +141,7 @@ local function dispatch(ctx, argv)
     if opts.json then
       common.out_json(ctx, require("cptokens.cli.json").obj("name", "cptokens", "version", _M._VERSION))
     else
-      out(ctx, "cptokens " .. tostring(_M._VERSION) .. "\n")
+      out(ctx, "cptokens " .. tostring(_M._VERSION) .. "\n", true)
     end
     return EXIT_OK
   end

@@ -41,6 +41,7 @@ M.GLOBAL = {
   { name = "whm-token-file", arg = "FILE", help = "a WHM token acting for --user" },
   { name = "whm-user", arg = "NAME", help = "the WHM account owning the WHM token (default root)" },
   { name = "json", flag = true, help = "one JSON document on standard output" },
+  { name = "quiet", flag = true, help = "no report on standard output (errors, warnings and create's token stay)" },
 }
 
 -- Options of some commands only.

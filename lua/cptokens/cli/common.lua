@@ -227,7 +227,9 @@ local function write_out(ctx, s)
 end
 
 --- Human text on standard output: scrubbed, safe for a terminal (names are also shown()).
-local function out(ctx, s)
+-- With --quiet nothing is written, unless always (help and the version, asked for).
+local function out(ctx, s, always)
+  if ctx.opts and ctx.opts.quiet and not always then return end
   write_out(ctx, terminal_text(ctx.scrub(s), true))
 end
 

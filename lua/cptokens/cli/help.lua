@@ -22,6 +22,8 @@ Credentials (exactly one; never as a command-line value, which every user sees i
 
 Output:
   --json                one JSON document on standard output, with stable keys
+  --quiet               nothing on standard output but what create hands over (the token);
+                        errors and warnings still go to standard error
 ]]
 
 local HELP = {}
