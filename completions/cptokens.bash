@@ -78,7 +78,7 @@ _cptokens() {
                 ;;
             rotate)
                 cmd="rotate"
-                opts="$opts --expires-in --out --keep"
+                opts="$opts --expires-in --expires-at --out --keep --verify-url"
                 break
                 ;;
             prune)
@@ -131,11 +131,19 @@ _cptokens() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --expires-at)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --out)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
                 --keep)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --verify-url)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;

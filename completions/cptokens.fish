@@ -82,8 +82,10 @@ complete -c cptokens -n '__fish_cptokens_seen_command create' -l out -r -d 'the 
 
 
 complete -c cptokens -n '__fish_cptokens_seen_command rotate' -l expires-in -r -d 'expire after DURATION (24h, 30d, 2w, 1d12h)'
+complete -c cptokens -n '__fish_cptokens_seen_command rotate' -l expires-at -r -d 'expire at TIME (epoch seconds or ISO 8601)'
 complete -c cptokens -n '__fish_cptokens_seen_command rotate' -l out -r -d 'the token file to write (mode 0600, atomic)'
 complete -c cptokens -n '__fish_cptokens_seen_command rotate' -l keep -r -d 'old rotations to keep (default 0)'
+complete -c cptokens -n '__fish_cptokens_seen_command rotate' -l verify-url -r -d 'the cPanel URL the new token is checked on (WHM on another port)'
 
 complete -c cptokens -n '__fish_cptokens_seen_command prune' -l prefix -r -d 'only the rotations of PREFIX'
 

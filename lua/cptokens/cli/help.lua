@@ -101,7 +101,8 @@ Renames a token. Its secret does not change.
 ]] .. CONNECTION_HELP
 
 HELP.rotate = [[
-Usage: cptokens rotate PREFIX --out FILE [--expires-in DURATION] [--keep N] [CONNECTION]
+Usage: cptokens rotate PREFIX --out FILE [--expires-in DURATION | --expires-at TIME] [--keep N]
+                       [--verify-url URL] [CONNECTION]
 
 Creates a new token PREFIX-YYYYMMDDHHMMSS (UTC), checks that it works, stores it
 in FILE (a JSON token file, written atomically and durably, keeping the file's
@@ -114,6 +115,10 @@ A token with the prefix that FILE does not hold is left alone, with a warning.
 The credential may be the token file itself (--token-file FILE --out FILE):
 the tool goes on with the new token. Exits 1 if a revocation of an old token
 failed (one line on stderr for each; the next run retries it).
+  --expires-in DURATION, --expires-at TIME   the new token's expiry, as for create
+  --verify-url URL   where the new token is checked: the account's cPanel URL. Needed
+                     through WHM (WHM_TOKEN) on a port other than 2087, whose cPanel port
+                     cannot be guessed (with 2087, https://host:2083 is used).
 
 ]] .. CONNECTION_HELP
 

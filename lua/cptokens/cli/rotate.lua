@@ -8,6 +8,7 @@ local type, tostring, ipairs, pairs = type, tostring, ipairs, pairs
 local string_format, table_sort = string.format, table.sort
 local EXIT_OK, EXIT_FAIL, EXIT_ALERT = common.EXIT.OK, common.EXIT.FAIL, common.EXIT.ALERT
 local fail, one_line, error_line, say = common.fail, common.one_line, common.error_line, common.say
+local exit_with = common.exit_with
 local shown, out, out_json, iso = common.shown, common.out, common.out_json, common.iso
 local table_text, expiry_text, state_text, names_of = common.table_text, common.expiry_text, common.state_text,
   common.names_of
@@ -40,10 +41,16 @@ end
 function run.rotate(ctx, client, pos)
   local opts = ctx.opts
   local path = opts.out
-  local ropts = { prefix = pos[1], store = path, expires_in = opts["expires-in"], keep = ctx.keep }
+  local ropts = { prefix = pos[1], store = path, expires_in = opts["expires-in"], expires_at = ctx.expires_at,
+                  keep = ctx.keep, verify_url = opts["verify-url"] }
   check_out(path)
   local tok, report = extension(ctx, client, "rotate", ropts)
-  if not tok then fail(report) end
+  if not tok then
+    if type(report) == "table" and tostring(report.message):find("verify_url", 1, true) then
+      exit_with(EXIT_FAIL, error_line(report) .. " (the tool's option: --verify-url URL)", report)
+    end
+    fail(report)
+  end
   if type(tok) == "table" and tok.token then ctx.secrets[#ctx.secrets + 1] = tok.token end
   report = type(report) == "table" and report or {}
   local created = report.created or (type(tok) == "table" and tok.name) or nil
