@@ -33,12 +33,20 @@ SRC  := $(wildcard csrc/*.c)
 OBJ  := $(SRC:csrc/%.c=$(BUILD)/%.o)
 SO   := $(BUILD)/cptokens/core.so
 LUAFILES := $(wildcard lua/cptokens/*.lua)
+CLIFILES := $(wildcard lua/cptokens/cli/*.lua)
 
 BUSTED := $(LUA) /usr/bin/busted
 
 .PHONY: all deps test test-all test-suite test-valgrind lint demo sandbox install uninstall clean check-rockspec rock install-rock
 .PHONY: test-asan fuzz test-soak test-chaos
-.PHONY: bench
+.PHONY: bench completions
+
+# Shell completion scripts, generated from the CLI's parser (lua-argparse) and committed
+# (spec/71 checks that they match what the parser generates now).
+COMPLETIONS := completions/cptokens.bash completions/_cptokens completions/cptokens.fish
+completions:
+	@mkdir -p completions
+	LUA_PATH='lua/?.lua;;' $(LUA) -e 'require("cptokens.cli.parser").write_completions("completions")'
 
 all: $(SO)
 
@@ -181,12 +189,21 @@ LUA_BIN     := $(shell command -v $(LUA) 2>/dev/null || echo /usr/bin/$(LUA))
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 MANDIR      ?= $(PREFIX)/share/man
 UNITS       := $(wildcard systemd/*.service systemd/*.timer)
-INSTALLED_LUA := $(patsubst lua/%,$(LUADIR)/%,$(LUAFILES))
+INSTALLED_LUA := $(patsubst lua/%,$(LUADIR)/%,$(LUAFILES) $(CLIFILES))
+COMPLETIONS := $(PREFIX)/share/bash-completion/completions/cptokens \
+               $(PREFIX)/share/zsh/vendor-completions/_cptokens \
+               $(PREFIX)/share/fish/vendor_completions.d/cptokens.fish
 
 install: all
-	install -d $(DESTDIR)$(LIBDIR)/cptokens $(DESTDIR)$(LUADIR)/cptokens
+	install -d $(DESTDIR)$(LIBDIR)/cptokens $(DESTDIR)$(LUADIR)/cptokens/cli
 	install -m 0755 $(SO) $(DESTDIR)$(LIBDIR)/cptokens/core.so
 	install -m 0644 $(LUAFILES) $(DESTDIR)$(LUADIR)/cptokens/
+	install -m 0644 $(CLIFILES) $(DESTDIR)$(LUADIR)/cptokens/cli/
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions \
+	  $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 0644 completions/cptokens.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/cptokens
+	install -m 0644 completions/_cptokens $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_cptokens
+	install -m 0644 completions/cptokens.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/cptokens.fish
 	install -d $(DESTDIR)$(BINDIR)
 	{ echo '#!$(LUA_BIN)'; \
 	  echo '-- installed by make install for Lua $(LUA_VERSION): the modules beside it come first'; \
@@ -212,9 +229,10 @@ uninstall:
 	if [ -f $(DESTDIR)$(BINDIR)/cptokens ] && \
 	   cmp -s $(DESTDIR)$(BINDIR)/cptokens $(DESTDIR)$(BINDIR)/cptokens-$(LUA_VERSION); then \
 	  rm -f $(DESTDIR)$(BINDIR)/cptokens $(DESTDIR)$(MANDIR)/man1/cptokens.1 \
+	    $(addprefix $(DESTDIR),$(COMPLETIONS)) \
 	    $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(UNITS))); fi
 	rm -f $(DESTDIR)$(BINDIR)/cptokens-$(LUA_VERSION)
-	-rmdir $(DESTDIR)$(LIBDIR)/cptokens $(DESTDIR)$(LUADIR)/cptokens 2>/dev/null
+	-rmdir $(DESTDIR)$(LIBDIR)/cptokens $(DESTDIR)$(LUADIR)/cptokens/cli $(DESTDIR)$(LUADIR)/cptokens 2>/dev/null
 
 # For `luarocks make`: a clean build in its own folder, whatever Lua it targets.
 rock:

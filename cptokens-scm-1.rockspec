@@ -22,6 +22,7 @@ description = {
 dependencies = {
   "lua >= 5.1, < 5.5",
   "lua-cjson >= 2.1",
+  "argparse >= 0.7",  -- the command line's parser (Debian: lua-argparse)
 }
 -- libcurl and OpenSSL: LuaRocks checks that the libraries are there; the Makefile finds
 -- their headers and flags with pkg-config (Debian keeps curl.h in a multiarch folder that
@@ -30,6 +31,11 @@ external_dependencies = {
   CURL = { library = "curl" },
   OPENSSL = { library = "ssl" },
 }
+-- The modules, installed by the Makefile's install rule (check-rockspec.sh checks each):
+--   cptokens (init.lua), cptokens.core (csrc/, core.so), cptokens.time, cptokens.store,
+--   cptokens.rotate, cptokens.ngx, cptokens.cli, and the CLI's parts in cptokens/cli/:
+--   cptokens.cli.args, .parser, .common, .json, .connect, .tokens, .rotate, .help;
+--   bin/cptokens, and the completion scripts (completions/) for bash, zsh and fish.
 build = {
   -- One build path: the Makefile, driven with LuaRocks' own variables.
   type = "make",

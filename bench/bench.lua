@@ -10,7 +10,8 @@ Needs: the module built, build/bench/floor (bench/floor.c), hyperfine,
 BENCH_QUICK=1 runs fewer rounds (for working on the harness; the figures are
 then rougher). BENCH_OUT names the report (default bench/RESULTS.md).
 BENCH_ONLY=trust runs only sections 6 and 7 (trust stores and shared connections,
-one process against curl) and prints their rows (written only when BENCH_OUT is set).
+one process against curl) and prints their rows (written only when BENCH_OUT is set);
+BENCH_ONLY=7 runs only section 7 (one `cptokens` process against one `curl`: rows 7a, 7b).
 
 Everything talks to bench/server.lua's nginx on 127.0.0.1 only; the credential
 is a dummy value that the fixed replies ignore, and it is read from a header
@@ -450,11 +451,9 @@ local function processes(T)
   local luac = "luac" .. (LUA:match("lua(%d%.%d)$") or "")
   if LUA:match("lua%d%.%d$") and trim(run("command -v " .. luac .. " || true")) ~= "" then
     local bc = srv.dir .. "/bytecode"
-    run("mkdir -p " .. shell_quote(bc .. "/cptokens"))
-    for f in run("ls lua/cptokens"):gmatch("[^\n]+") do
-      if f:match("%.lua$") then
-        run(luac .. " -o " .. shell_quote(bc .. "/cptokens/" .. f) .. " " .. shell_quote("lua/cptokens/" .. f))
-      end
+    for f in run("cd lua && find cptokens -name '*.lua'"):gmatch("[^\n]+") do
+      run("mkdir -p " .. shell_quote(bc .. "/" .. f:match("^(.*)/")))
+      run(luac .. " -o " .. shell_quote(bc .. "/" .. f) .. " " .. shell_quote("lua/" .. f))
     end
     R.cmds[#R.cmds + 1] = { key = "cpt_one_bc", cmd = LUA .. " -e " .. shell_quote("package.path = '" .. bc
       .. "/?.lua;" .. bc .. "/?/init.lua;' .. package.path") .. " " .. cpt:gsub("^%S+ ", "") .. "--cafile "
@@ -493,7 +492,7 @@ local function trust_report(add, TR, P, pass)
     { id = "6c", name = "accounts", what = ("%s accounts of one server through `batch` (concurrency %d),"
       .. " system-sized store vs one-certificate CA"):format(thousands(C.accounts), C.account_concurrency) },
   }
-  for _, r in ipairs(rows) do
+  for _, r in ipairs(TR and rows or {}) do
     local x = TR[r.name]
     local w = worst(r.name)
     pass[r.id] = w <= TARGET.trust
@@ -517,36 +516,38 @@ local function trust_report(add, TR, P, pass)
 end
 
 local function trust_sections(add, T, TR, P, rows)
-  add("## 6. Trust: the system-sized store costs what a one-certificate CA costs")
-  add("")
-  add("The system-sized store is this machine's CA bundle (/etc/ssl/certs/ca-certificates.crt) with the bench"
-    .. " CA appended: %d certificates, %s bytes, given as `cafile`; and the same certificates as a hashed"
-    .. " directory (%d links to /etc/ssl/certs plus the bench CA, `openssl rehash`), given as `capath`,"
-    .. " which is what the system store is on Debian (`cptokens.new` without `cafile`/`capath` uses libcurl's"
-    .. " built-in CA directory, /etc/ssl/certs, looked up lazily, and parses no bundle). The baseline is the"
-    .. " bench CA alone as `cafile`. Each variant runs in processes of its own (%d per variant, interleaved),"
-    .. " %d timed rounds each after an untimed first one; before every round the pooled connections are"
-    .. " closed (`cptokens.close_idle()`), so every round opens its connections and does its handshakes anew"
-    .. " and only the store stays loaded (bench/lua_trust.lua).", T.bundle_certs, thousands(T.bundle_bytes),
-    T.count, C.trust_reps, C.trust_rounds)
-  add("")
-  add("| | one-certificate CA | system-sized bundle | hashed directory | first round (loads the store):"
-    .. " bundle / directory / one |")
-  add("|---|---|---|---|---|")
-  for _, r in ipairs(rows) do
-    local x = TR[r.name]
-    add("| %s %s | %s | %s | %s | %s / %s / %s |", r.id, r.name == "seq" and "sequence" or r.name == "servers"
-      and "200 servers" or "1,000 accounts", dur(x.one.m), dur(x.bundle.m), dur(x.dir.m), dur(x.bundle.mcold),
-      dur(x.dir.mcold), dur(x.one.mcold))
+  if TR then
+    add("## 6. Trust: the system-sized store costs what a one-certificate CA costs")
+    add("")
+    add("The system-sized store is this machine's CA bundle (/etc/ssl/certs/ca-certificates.crt) with the bench"
+      .. " CA appended: %d certificates, %s bytes, given as `cafile`; and the same certificates as a hashed"
+      .. " directory (%d links to /etc/ssl/certs plus the bench CA, `openssl rehash`), given as `capath`,"
+      .. " which is what the system store is on Debian (`cptokens.new` without `cafile`/`capath` uses libcurl's"
+      .. " built-in CA directory, /etc/ssl/certs, looked up lazily, and parses no bundle). The baseline is the"
+      .. " bench CA alone as `cafile`. Each variant runs in processes of its own (%d per variant, interleaved),"
+      .. " %d timed rounds each after an untimed first one; before every round the pooled connections are"
+      .. " closed (`cptokens.close_idle()`), so every round opens its connections and does its handshakes anew"
+      .. " and only the store stays loaded (bench/lua_trust.lua).", T.bundle_certs, thousands(T.bundle_bytes),
+      T.count, C.trust_reps, C.trust_rounds)
+    add("")
+    add("| | one-certificate CA | system-sized bundle | hashed directory | first round (loads the store):"
+      .. " bundle / directory / one |")
+    add("|---|---|---|---|---|")
+    for _, r in ipairs(rows) do
+      local x = TR[r.name]
+      add("| %s %s | %s | %s | %s | %s / %s / %s |", r.id, r.name == "seq" and "sequence" or r.name == "servers"
+        and "200 servers" or "1,000 accounts", dur(x.one.m), dur(x.bundle.m), dur(x.dir.m), dur(x.bundle.mcold),
+        dur(x.dir.mcold), dur(x.one.mcold))
+    end
+    add("")
+    add("Before this change (issue 12, the same kind of machine) every new TLS connection parsed the whole bundle"
+      .. " again (about 45 ms of CPU): 100 accounts took 5.0 s with the bundle against 0.34 s with one certificate"
+      .. " (15×), 200 servers 10.2 s against 0.74 s (13×), 1,000 accounts 1.27 s against 0.29 s (4.5×). Now a"
+      .. " store is built once per process and trust configuration, and the clients of one server share their"
+      .. " keep-alive connections, so the %d accounts in sequence make one TLS handshake; the one-time cost of the"
+      .. " bundle shows only in the first round (above).", C.seq_accounts)
+    add("")
   end
-  add("")
-  add("Before this change (issue 12, the same kind of machine) every new TLS connection parsed the whole bundle"
-    .. " again (about 45 ms of CPU): 100 accounts took 5.0 s with the bundle against 0.34 s with one certificate"
-    .. " (15×), 200 servers 10.2 s against 0.74 s (13×), 1,000 accounts 1.27 s against 0.29 s (4.5×). Now a"
-    .. " store is built once per process and trust configuration, and the clients of one server share their"
-    .. " keep-alive connections, so the %d accounts in sequence make one TLS handshake; the one-time cost of the"
-    .. " bundle shows only in the first round (above).", C.seq_accounts)
-  add("")
   if P then
     add("## 7. One process against `curl`")
     add("")
@@ -865,8 +866,9 @@ local function main()
   end
   local t0 = os.time()
   local T = trust_files()
-  if ONLY == "trust" then
-    local TR, P = trust(T), processes(T)
+  if ONLY == "trust" or ONLY == "7" then
+    local TR = ONLY == "trust" and trust(T) or nil
+    local P = processes(T)
     local L = {}
     local function add(fmt, ...) L[#L + 1] = select("#", ...) > 0 and fmt:format(...) or fmt end
     add("| # | what is compared | measured (median) | ratio | target | result |")

@@ -8,8 +8,8 @@ tree=$(mktemp -d /tmp/cptokens-rock.XXXXXX)
 trap 'rm -rf "$tree"' EXIT
 luarocks --lua-version "$LUA_VERSION" --tree "$tree" make --deps-mode=none \
   cptokens-scm-1.rockspec >"$tree/build.log" 2>&1 || { cat "$tree/build.log"; exit 1; }
-for f in lua/cptokens/*.lua; do
-  test -f "$tree/share/lua/$LUA_VERSION/cptokens/$(basename "$f")" ||
+for f in lua/cptokens/*.lua lua/cptokens/cli/*.lua; do
+  test -f "$tree/share/lua/$LUA_VERSION/${f#lua/}" ||
     { echo "check-rockspec: $f was not installed" >&2; exit 1; }
 done
 test -f "$tree/lib/lua/$LUA_VERSION/cptokens/core.so" ||

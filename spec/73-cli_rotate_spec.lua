@@ -127,6 +127,37 @@ describe("cptokens rotate (command line)", function()
     assert.is_true(works(b))
   end)
 
+  it("takes --expires-at, and --verify-url for WHM on a port other than 2087 (issue 15, point 7)", function()
+    local pw = { CPANEL_URL = srv.url, CPANEL_USER = "alice", CPANEL_PASSWORD = srv.accounts.alice.password }
+    local at = os.time() + 86400
+    local path = tmp .. "/at.json"
+    local r = run({ "rotate", "at", "--out", path, "--expires-at", tostring(at) }, pw)
+    assert.are.equal(0, r.code, r.err)
+    local t = names("at")
+    assert.are.equal(1, #t)
+    for _, tok in ipairs(srv:tokens("alice")) do
+      if tok.name == t[1] then assert.are.equal(tostring(at), tostring(tok.expires_at)) end
+    end
+    r = run({ "rotate", "at", "--out", path, "--expires-at", "2999-01-01T00:00:00Z", "--expires-in", "1d" }, pw)
+    assert.are.equal(2, r.code, r.err)
+    assert.is_truthy(r.err:find("not both", 1, true), r.err)
+    r = run({ "rotate", "at", "--out", path, "--expires-at", "tomorrow" }, pw)
+    assert.are.equal(2, r.code, r.err)
+    -- through WHM: the fake WHM port is not 2087, so the cPanel URL cannot be guessed
+    local whm = { CPANEL_URL = srv.whm_url, CPANEL_USER = "alice", WHM_TOKEN = srv.accounts.root.token }
+    local wpath = tmp .. "/whm.json"
+    local n = #srv:log()
+    r = run({ "rotate", "w", "--out", wpath }, whm)
+    assert.are.equal(1, r.code, r.err)
+    assert.is_truthy(r.err:find("--verify-url URL", 1, true), r.err)
+    assert.are.same({}, names("w"))
+    r = run({ "rotate", "w", "--out", wpath, "--verify-url", srv.url }, whm)
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal(1, #names("w"))
+    assert.is_true(works(wpath))
+    assert.is_true(#srv:log() > n)
+  end)
+
   it("refuses --out onto a token file of another server with the same user; nothing is sent", function()
     local path = tmp .. "/other.json"
     assert(store.save(path, { name = "x-1", token = "OTHERSERVERTOKEN0000000000000000", create_time = 1 },

@@ -1,0 +1,178 @@
+_cptokens() {
+    local IFS=$' \t\n'
+    local args cur prev cmd opts arg
+    args=("${COMP_WORDS[@]}")
+    cur="${COMP_WORDS[COMP_CWORD]}"
+    prev="${COMP_WORDS[COMP_CWORD-1]}"
+    opts="-h --help -V -v --version --url --user --cafile --capath --insecure --timeout --connect-timeout --token-file --password-file --otp-file --whm-token-file --whm-user --json --quiet"
+
+    case "$prev" in
+        --url)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return 0
+            ;;
+        --user)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return 0
+            ;;
+        --cafile)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return 0
+            ;;
+        --capath)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return 0
+            ;;
+        --timeout)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return 0
+            ;;
+        --connect-timeout)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return 0
+            ;;
+        --token-file)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return 0
+            ;;
+        --password-file)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return 0
+            ;;
+        --otp-file)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return 0
+            ;;
+        --whm-token-file)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return 0
+            ;;
+        --whm-user)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return 0
+            ;;
+    esac
+
+    args=("${args[@]:1}")
+    for arg in "${args[@]}"; do
+        case "$arg" in
+            list)
+                cmd="list"
+                opts="$opts "
+                break
+                ;;
+            create)
+                cmd="create"
+                opts="$opts --expires-in --expires-at --out"
+                break
+                ;;
+            revoke)
+                cmd="revoke"
+                opts="$opts "
+                break
+                ;;
+            rename)
+                cmd="rename"
+                opts="$opts "
+                break
+                ;;
+            rotate)
+                cmd="rotate"
+                opts="$opts --expires-in --expires-at --out --keep --verify-url"
+                break
+                ;;
+            prune)
+                cmd="prune"
+                opts="$opts --prefix"
+                break
+                ;;
+            audit)
+                cmd="audit"
+                opts="$opts --within"
+                break
+                ;;
+            version)
+                cmd="version"
+                opts="$opts "
+                break
+                ;;
+            help)
+                cmd="help"
+                opts="$opts "
+                break
+                ;;
+        esac
+    done
+
+    case "$cmd" in
+        '')
+            COMPREPLY=($(compgen -W "list create revoke rename rotate prune audit version help" -- "$cur"))
+            ;;
+        'create')
+            case "$prev" in
+                --expires-in)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --expires-at)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'rotate')
+            case "$prev" in
+                --expires-in)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --expires-at)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --verify-url)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'prune')
+            case "$prev" in
+                --prefix)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'audit')
+            case "$prev" in
+                --within)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+    esac
+
+    if [[ "$cur" = -* ]]; then
+        COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+    fi
+}
+
+complete -F _cptokens -o bashdefault -o default cptokens

@@ -1,0 +1,94 @@
+function __fish_cptokens_print_command
+    set -l cmdline (commandline -poc)
+    set -l cmd
+    set -e cmdline[1]
+    for arg in $cmdline
+        switch $arg
+            case list
+                set cmd $cmd list
+                break
+            case create
+                set cmd $cmd create
+                break
+            case revoke
+                set cmd $cmd revoke
+                break
+            case rename
+                set cmd $cmd rename
+                break
+            case rotate
+                set cmd $cmd rotate
+                break
+            case prune
+                set cmd $cmd prune
+                break
+            case audit
+                set cmd $cmd audit
+                break
+            case version
+                set cmd $cmd version
+                break
+            case help
+                set cmd $cmd help
+                break
+        end
+    end
+    echo "$cmd"
+end
+
+function __fish_cptokens_using_command
+    test (__fish_cptokens_print_command) = "$argv"
+    and return 0
+    or return 1
+end
+
+function __fish_cptokens_seen_command
+    string match -q "$argv*" (__fish_cptokens_print_command)
+    and return 0
+    or return 1
+end
+
+complete -c cptokens -n '__fish_cptokens_using_command' -xa 'list' -d 'the account\'s tokens: name, created, expiry, state'
+complete -c cptokens -n '__fish_cptokens_using_command' -xa 'create' -d 'create a token; print it (or save it with --out FILE)'
+complete -c cptokens -n '__fish_cptokens_using_command' -xa 'revoke' -d 'revoke tokens (a missing name is not an error)'
+complete -c cptokens -n '__fish_cptokens_using_command' -xa 'rename' -d 'rename a token (its secret does not change)'
+complete -c cptokens -n '__fish_cptokens_using_command' -xa 'rotate' -d 'new token PREFIX-<time>, saved to FILE; old ones revoked'
+complete -c cptokens -n '__fish_cptokens_using_command' -xa 'prune' -d 'revoke expired tokens (of PREFIX\'s rotations only)'
+complete -c cptokens -n '__fish_cptokens_using_command' -xa 'audit' -d 'report expired and soon-expiring tokens (exit 3 if any)'
+complete -c cptokens -n '__fish_cptokens_using_command' -xa 'version' -d 'the version (as --version; with --json a JSON document)'
+complete -c cptokens -n '__fish_cptokens_using_command' -xa 'help' -d 'the tool\'s help, or a command\'s'
+complete -c cptokens -s h -l help -d 'Show the help (of a command, after it)'
+complete -c cptokens -s V -s v -l version -d 'Print the version'
+complete -c cptokens -l url -r -d 'the server: https://host:2083 (cPanel) or https://host:2087 (WHM)'
+complete -c cptokens -l user -r -d 'the cPanel account whose tokens are managed'
+complete -c cptokens -l cafile -r -d 'trust anchors (default: the system store)'
+complete -c cptokens -l capath -r -d 'a hashed directory of trust anchors'
+complete -c cptokens -l insecure -d 'do not verify the server\'s certificate (avoid)'
+complete -c cptokens -l timeout -r -d 'the whole request (default 30)'
+complete -c cptokens -l connect-timeout -r -d 'connecting (default 10)'
+complete -c cptokens -l token-file -r -d 'an API token (or a token file), - for standard input'
+complete -c cptokens -l password-file -r -d 'the account password, - for standard input'
+complete -c cptokens -l otp-file -r -d 'with a password: the two-factor code'
+complete -c cptokens -l whm-token-file -r -d 'a WHM token acting for --user'
+complete -c cptokens -l whm-user -r -d 'the WHM account owning the WHM token (default root)'
+complete -c cptokens -l json -d 'one JSON document on standard output'
+complete -c cptokens -l quiet -d 'no report on standard output (errors, warnings and create\'s token stay)'
+
+
+complete -c cptokens -n '__fish_cptokens_seen_command create' -l expires-in -r -d 'expire after DURATION (24h, 30d, 2w, 1d12h)'
+complete -c cptokens -n '__fish_cptokens_seen_command create' -l expires-at -r -d 'expire at TIME (epoch seconds or ISO 8601)'
+complete -c cptokens -n '__fish_cptokens_seen_command create' -l out -r -d 'the token file to write (mode 0600, atomic)'
+
+
+
+complete -c cptokens -n '__fish_cptokens_seen_command rotate' -l expires-in -r -d 'expire after DURATION (24h, 30d, 2w, 1d12h)'
+complete -c cptokens -n '__fish_cptokens_seen_command rotate' -l expires-at -r -d 'expire at TIME (epoch seconds or ISO 8601)'
+complete -c cptokens -n '__fish_cptokens_seen_command rotate' -l out -r -d 'the token file to write (mode 0600, atomic)'
+complete -c cptokens -n '__fish_cptokens_seen_command rotate' -l keep -r -d 'old rotations to keep (default 0)'
+complete -c cptokens -n '__fish_cptokens_seen_command rotate' -l verify-url -r -d 'the cPanel URL the new token is checked on (WHM on another port)'
+
+complete -c cptokens -n '__fish_cptokens_seen_command prune' -l prefix -r -d 'only the rotations of PREFIX'
+
+complete -c cptokens -n '__fish_cptokens_seen_command audit' -l within -r -d 'the window for expiring tokens (default 7d)'
+
+

@@ -1,0 +1,177 @@
+--- cptokens.cli.args: the command line's definition, one table, and its parsing.
+--
+--   local pos, opts = args.parse(argv)   -- pos = { command, positionals... }, opts[name] = value | true
+--
+-- The table below (options, commands) is the only definition: cli/parser.lua builds the
+-- lua-argparse parser from it (usage errors, "did you mean", the bash/zsh/fish completion
+-- scripts), and parse() reads it for its fast path.
+--
+-- Parsing: first, anything that would carry a secret on the command line (`--token=...`,
+-- `--password ...`) is refused with the way to pass it instead. Then a command line that is
+-- plainly well formed (a command first, then only options it takes and at most its
+-- positionals) is read directly from the table; everything else (help, --version, options
+-- before the command, a typo, a missing value, anything unusual) goes to lua-argparse, which
+-- is then loaded. The fast path never rejects anything: what it does not take, argparse
+-- decides; spec/71-cli_args_spec.lua checks that both read every command line the same way.
+-- (Compiling lua-argparse and building the parser cost a `cptokens list` process about as
+-- much as the rest of the tool's Lua; see bench/RESULTS.md, row 7b.)
+--
+-- Adding a command group (issues 13 and 14: `whm ...`, `accounts`, `fleet ...`): write
+-- cli/<group>.lua returning { <command> = function(ctx, client, args) -> exit status },
+-- add its commands to COMMANDS below (module = "<group>"), their options to LOCAL, and
+-- their help texts to cli/help.lua. Nothing else dispatches by name. (A command with
+-- subcommands, such as `whm create`, can be one entry whose first positional is the
+-- subcommand, with `choices`; or parser.lua can learn nested commands when one needs it.)
+local type, ipairs = type, ipairs
+
+local M = {}
+
+-- Options every command accepts (also before the command). flag: takes no value.
+M.GLOBAL = {
+  { name = "url", arg = "URL", help = "the server: https://host:2083 (cPanel) or https://host:2087 (WHM)" },
+  { name = "user", arg = "USER", help = "the cPanel account whose tokens are managed" },
+  { name = "cafile", arg = "FILE", help = "trust anchors (default: the system store)" },
+  { name = "capath", arg = "DIR", help = "a hashed directory of trust anchors" },
+  { name = "insecure", flag = true, help = "do not verify the server's certificate (avoid)" },
+  { name = "timeout", arg = "SECONDS", help = "the whole request (default 30)" },
+  { name = "connect-timeout", arg = "SECONDS", help = "connecting (default 10)" },
+  { name = "token-file", arg = "FILE", help = "an API token (or a token file), - for standard input" },
+  { name = "password-file", arg = "FILE", help = "the account password, - for standard input" },
+  { name = "otp-file", arg = "FILE", help = "with a password: the two-factor code" },
+  { name = "whm-token-file", arg = "FILE", help = "a WHM token acting for --user" },
+  { name = "whm-user", arg = "NAME", help = "the WHM account owning the WHM token (default root)" },
+  { name = "json", flag = true, help = "one JSON document on standard output" },
+  { name = "quiet", flag = true, help = "no report on standard output (errors, warnings and create's token stay)" },
+}
+
+-- Options of some commands only.
+M.LOCAL = {
+  { name = "expires-in", arg = "DURATION", help = "expire after DURATION (24h, 30d, 2w, 1d12h)" },
+  { name = "expires-at", arg = "TIME", help = "expire at TIME (epoch seconds or ISO 8601)" },
+  { name = "out", arg = "FILE", help = "the token file to write (mode 0600, atomic)" },
+  { name = "keep", arg = "N", help = "old rotations to keep (default 0)" },
+  { name = "verify-url", arg = "URL", help = "the cPanel URL the new token is checked on (WHM on another port)" },
+  { name = "prefix", arg = "PREFIX", help = "only the rotations of PREFIX" },
+  { name = "within", arg = "DURATION", help = "the window for expiring tokens (default 7d)" },
+}
+
+-- The commands, in help order. args: the positionals' labels (many: any number of the
+-- last); min: how many are required (checked by the caller, after --help); missing: what a
+-- usage error says is missing; module: cli/<module>.lua has run[name]; builtin: main runs it.
+M.COMMANDS = {
+  { name = "list", module = "tokens", args = {}, min = 0, options = {},
+    summary = "the account's tokens: name, created, expiry, state", usage = "cptokens list" },
+  { name = "create", module = "tokens", args = { "NAME" }, min = 1, missing = "NAME",
+    options = { "expires-in", "expires-at", "out" }, summary = "create a token; print it (or save it with --out FILE)",
+    usage = "cptokens create NAME [--expires-in DURATION | --expires-at TIME] [--out FILE]" },
+  { name = "revoke", module = "tokens", args = { "NAME" }, many = true, min = 1, missing = "NAME", options = {},
+    summary = "revoke tokens (a missing name is not an error)", usage = "cptokens revoke NAME..." },
+  { name = "rename", module = "tokens", args = { "OLD", "NEW" }, min = 2, missing = "OLD and NEW", options = {},
+    summary = "rename a token (its secret does not change)", usage = "cptokens rename OLD NEW" },
+  { name = "rotate", module = "rotate", args = { "PREFIX" }, min = 1, missing = "PREFIX",
+    options = { "expires-in", "expires-at", "out", "keep", "verify-url" },
+    summary = "new token PREFIX-<time>, saved to FILE; old ones revoked",
+    usage = "cptokens rotate PREFIX --out FILE [--expires-in DURATION | --expires-at TIME] [--keep N] [--verify-url URL]" },
+  { name = "prune", module = "rotate", args = {}, min = 0, options = { "prefix" },
+    summary = "revoke expired tokens (of PREFIX's rotations only)", usage = "cptokens prune [--prefix PREFIX]" },
+  { name = "audit", module = "rotate", args = {}, min = 0, options = { "within" },
+    summary = "report expired and soon-expiring tokens (exit 3 if any)", usage = "cptokens audit [--within DURATION]" },
+  -- (the next command groups plug in here: whm, accounts, fleet)
+  { name = "version", args = {}, min = 0, options = {}, builtin = true,
+    summary = "the version (as --version; with --json a JSON document)", usage = "cptokens version" },
+  { name = "help", args = { "COMMAND" }, min = 0, options = {}, topics = true,
+    summary = "the tool's help, or a command's", usage = "cptokens help [COMMAND]" },
+}
+
+-- Flags that would carry a secret on the command line: refused, saying how instead.
+M.SECRET_FLAGS = {
+  token = "CPANEL_TOKEN=... in the environment or --token-file FILE",
+  password = "CPANEL_PASSWORD=... in the environment or --password-file FILE",
+  ["whm-token"] = "WHM_TOKEN=... in the environment or --whm-token-file FILE",
+  otp = "CPANEL_OTP=... in the environment or --otp-file FILE",
+  pass = "CPANEL_PASSWORD=... in the environment or --password-file FILE",
+  passwd = "CPANEL_PASSWORD=... in the environment or --password-file FILE",
+  ["api-token"] = "CPANEL_TOKEN=... in the environment or --token-file FILE",
+  secret = "CPANEL_TOKEN=... in the environment or --token-file FILE",
+}
+
+-- Indexes: command by name; option by name; for each command, the options it takes.
+M.command = {}
+M.option = {}
+local takes = {}
+for _, o in ipairs(M.GLOBAL) do M.option[o.name] = o end
+for _, o in ipairs(M.LOCAL) do M.option[o.name] = o end
+for _, c in ipairs(M.COMMANDS) do
+  M.command[c.name] = c
+  local set = {}
+  for _, o in ipairs(M.GLOBAL) do set[o.name] = true end
+  for _, n in ipairs(c.options) do set[n] = true end
+  takes[c.name] = set
+end
+M.takes = takes
+
+local function usage(...) return require("cptokens.cli.common").usage(...) end
+
+-- Refuses what would put a secret on the command line (before "--"), and what is not a string.
+local function refuse_secrets(argv)
+  for i, a in ipairs(argv) do
+    if type(a) ~= "string" then usage("argument %d is not a string", i) end
+    if a == "--" then break end
+    local name = a:match("^%-%-([^=]+)")
+    if name and M.SECRET_FLAGS[name] then
+      usage("--%s would put the secret on the command line, visible to every user through ps;"
+        .. " use %s (- for standard input)", name, M.SECRET_FLAGS[name])
+    end
+  end
+end
+
+--- The fast path: pos, opts for a plainly well-formed command line, else nil (argparse
+-- decides). Takes: the command first; `--name value`, `--name=value` (each at most once)
+-- and flags of options the command takes; positionals ("-" is one) up to the command's
+-- number. Anything else (a short option, "--", a value that starts with "-", help) is left.
+function M.quick(argv)
+  local cmd = M.command[argv[1]]
+  if not cmd or cmd.topics or cmd.builtin then return nil end
+  local set = takes[cmd.name]
+  local pos, opts = { cmd.name }, {}
+  local max = cmd.many and math.huge or #cmd.args
+  local i, n = 2, #argv
+  while i <= n do
+    local a = argv[i]
+    if a:sub(1, 2) == "--" then
+      local name, value = a:match("^%-%-([^=]+)=(.*)$")
+      name = name or a:sub(3)
+      local o = set[name] and M.option[name]
+      if not o then return nil end
+      if o.flag then
+        if value then return nil end
+        opts[name] = true
+      else
+        if opts[name] ~= nil then return nil end
+        if not value then
+          value = argv[i + 1]
+          if value == nil or (value:sub(1, 1) == "-" and #value > 1) then return nil end
+          i = i + 1
+        end
+        opts[name] = value
+      end
+    elseif a:sub(1, 1) == "-" and #a > 1 then
+      return nil
+    else
+      if #pos - 1 >= max then return nil end
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  return pos, opts
+end
+
+--- argv -> pos, opts; usage errors raise (common.Exit, exit 2).
+function M.parse(argv)
+  refuse_secrets(argv)
+  local pos, opts = M.quick(argv)
+  if pos then return pos, opts end
+  return require("cptokens.cli.parser").parse(argv)
+end
+
+return M

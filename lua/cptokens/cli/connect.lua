@@ -1,0 +1,215 @@
+--- cptokens.cli.connect: the credential and the client. Exactly one credential, from the
+-- environment or a file (never argv); secret files read with a mode warning; a token file
+-- written by `create --out` or rotation also names its server; every secret read is added to
+-- the run's scrubber list (ctx.secrets). Portable across Lua 5.1-5.4 and LuaJIT.
+local core = require "cptokens.core"
+local common = require "cptokens.cli.common"
+
+local type, ipairs, pcall, require = type, ipairs, pcall, require
+local string_format, table_concat = string.format, table.concat
+local math_floor = math.floor
+local usage, exit_with, one_line, error_line, say = common.usage, common.exit_with, common.one_line,
+  common.error_line, common.say
+local EXIT_USAGE = common.EXIT.USAGE
+
+local M = {}
+
+local function getenv_of(env)
+  if env == nil then return os.getenv end
+  if type(env) == "function" then return env end
+  if type(env) == "table" then return function(k) return env[k] end end
+  error("cptokens.cli.main: env must be a table or a function")
+end
+
+-- An environment variable, "" counting as unset.
+local function envvar(ctx, name)
+  local v = ctx.getenv(name)
+  if v == "" then return nil end
+  return v
+end
+
+-- Reads a secret from a file (or standard input for "-"): the whole file,
+-- minus one trailing newline. Usage errors (exit 2) for unreadable or empty.
+local MAX_SECRET_FILE = 65536
+
+-- Warns (one line on stderr) when a secret file can be read by its group or by others, as
+-- ssh does. A warning, not a refusal: the secret is already exposed, a deliberate 0640
+-- root:service file is a working set-up, and a refusal would stop the cron rotation that
+-- keeps the service's token alive (README, "Secret files").
+local function check_mode(ctx, opt, path)
+  local mode, kind = core.file_mode(path)
+  if not mode or kind ~= "file" then return end -- a pipe, a device, /dev/stdin: not ours to judge
+  local group, others = math_floor(mode / 32) % 2 == 1, math_floor(mode / 4) % 2 == 1
+  if not (group or others) then return end
+  say(ctx, string_format("cptokens: warning: --%s %s can be read by %s (mode %04o): whoever can read"
+    .. " it holds the secret; chmod 600 it", opt, path,
+    group and others and "its group and others" or group and "its group" or "others", mode))
+end
+
+local function read_secret(ctx, opt, path)
+  local data
+  if path == "-" then
+    if ctx.stdin_used then
+      usage("--%s -: standard input is already used by --%s", opt, ctx.stdin_used)
+    end
+    ctx.stdin_used = opt
+    data = ctx.stdin:read(MAX_SECRET_FILE + 1) or ""
+  else
+    local f, msg = io.open(path, "rb")
+    if not f then usage("--%s: cannot read %s", opt, one_line(msg or path)) end
+    local ok, res, rerr = pcall(f.read, f, MAX_SECRET_FILE + 1)
+    f:close()
+    if not ok or (res == nil and rerr) then
+      usage("--%s: cannot read %s: %s", opt, one_line(path), one_line(ok and rerr or res))
+    end
+    data = res or ""
+    check_mode(ctx, opt, path)
+  end
+  if #data > MAX_SECRET_FILE then
+    usage("--%s %s: too large to hold a secret", opt, path == "-" and "- (standard input)" or one_line(path))
+  end
+  if data:sub(-1) == "\n" then
+    data = data:sub(1, -2)
+    if data:sub(-1) == "\r" then data = data:sub(1, -2) end
+  end
+  if data == "" then
+    usage("--%s %s: the secret is empty", opt, path == "-" and "- (standard input)" or one_line(path))
+  end
+  -- A file written by `cptokens create --out` or by rotation's store may be a
+  -- JSON document holding the token; take the token from it.
+  if opt == "token-file" and data:sub(1, 1) == "{" then
+    local okj, cjson = pcall(require, "cjson.safe")
+    local doc = okj and cjson.decode(data)
+    if type(doc) == "table" and type(doc.token) == "string" and doc.token ~= "" then
+      ctx.secrets[#ctx.secrets + 1] = data
+      data = doc.token
+      -- its connection settings are defaults (flags and the environment win)
+      local conn = {}
+      for _, k in ipairs { "url", "user", "cafile", "capath" } do
+        if type(doc[k]) == "string" and doc[k] ~= "" then conn[k] = doc[k] end
+      end
+      ctx.file_conn = conn
+    end
+  end
+  ctx.secrets[#ctx.secrets + 1] = data
+  return data
+end
+
+-- The credential: exactly one source, from the environment or a file.
+local function credentials(ctx, opts)
+  local stdin_user
+  for _, o in ipairs { "token-file", "password-file", "whm-token-file", "otp-file" } do
+    if opts[o] == "-" then
+      if stdin_user then usage("--%s -: standard input is already used by --%s", o, stdin_user) end
+      stdin_user = o
+    end
+  end
+  local sources = {}
+  local function add(kind, label, value, file_opt)
+    sources[#sources + 1] = { kind = kind, label = label, value = value, file_opt = file_opt }
+  end
+  local empty = {}
+  for _, e in ipairs { { "token", "CPANEL_TOKEN" }, { "password", "CPANEL_PASSWORD" },
+                       { "whm_token", "WHM_TOKEN" } } do
+    local v = envvar(ctx, e[2])
+    if v then add(e[1], e[2], v) elseif ctx.getenv(e[2]) == "" then empty[#empty + 1] = e[2] end
+  end
+  for _, f in ipairs { { "token", "token-file" }, { "password", "password-file" },
+                       { "whm_token", "whm-token-file" } } do
+    if opts[f[2]] then add(f[1], "--" .. f[2], nil, f[2]) end
+  end
+  if #sources == 0 then
+    usage("no credentials: set CPANEL_TOKEN (or CPANEL_PASSWORD, or WHM_TOKEN), or use --token-file,"
+      .. " --password-file or --whm-token-file FILE%s",
+      #empty > 0 and (" (" .. table_concat(empty, ", ") .. " is set but empty)") or "")
+  end
+  if #sources > 1 then
+    local labels = {}
+    for i, s in ipairs(sources) do labels[i] = s.label end
+    usage("several credentials given (%s); give exactly one", table_concat(labels, ", "))
+  end
+  local src = sources[1]
+  local cred = { kind = src.kind }
+  if src.value then
+    cred.value = src.value
+    ctx.secrets[#ctx.secrets + 1] = src.value
+  else
+    cred.file = opts[src.file_opt]
+    cred.value = read_secret(ctx, src.file_opt, cred.file)
+  end
+
+  -- Two-factor code: only with a password.
+  local otp_env, otp_file = envvar(ctx, "CPANEL_OTP"), opts["otp-file"]
+  if otp_env and otp_file then usage("CPANEL_OTP and --otp-file are both given; give one") end
+  if otp_env or otp_file then
+    if cred.kind ~= "password" then
+      usage("a two-factor code (%s) goes with a password only", otp_file and "--otp-file" or "CPANEL_OTP")
+    end
+    if otp_env then
+      cred.otp = otp_env
+      ctx.secrets[#ctx.secrets + 1] = otp_env
+    else
+      cred.otp = read_secret(ctx, "otp-file", otp_file)
+    end
+  end
+  if opts["whm-user"] and cred.kind ~= "whm_token" then
+    usage("--whm-user goes with a WHM token only (WHM_TOKEN or --whm-token-file)")
+  end
+  return cred
+end
+
+local function connect(ctx, opts)
+  local cred = credentials(ctx, opts)
+  -- A token file written by create --out or rotate also names its server.
+  local file = ctx.file_conn or {}
+  local url = opts.url or envvar(ctx, "CPANEL_URL") or file.url
+  if not url then usage("no server: use --url URL or set CPANEL_URL (e.g. https://host.example.com:2083)") end
+  local user = opts.user or envvar(ctx, "CPANEL_USER") or file.user
+  if not user then usage("no account: use --user USER or set CPANEL_USER") end
+  local o = {
+    url = url, user = user,
+    cafile = opts.cafile or envvar(ctx, "CPANEL_CAFILE") or file.cafile,
+    capath = opts.capath or envvar(ctx, "CPANEL_CAPATH") or file.capath,
+  }
+  if opts.insecure then o.insecure = true end
+  o.timeout, o.connect_timeout = ctx.timeout, ctx.connect_timeout
+  o[cred.kind] = cred.value
+  o.otp = cred.otp
+  if cred.kind == "whm_token" then o.whm_user = opts["whm-user"] end
+  ctx.users[#ctx.users + 1] = user
+  if cred.kind == "whm_token" then ctx.users[#ctx.users + 1] = opts["whm-user"] or "root" end
+  ctx.cred = cred
+  local ok, client, err = pcall(require("cptokens").new, o)
+  if not ok then
+    usage("%s", (one_line(client):gsub("^cptokens[.:]%s*", "")))
+  end
+  if not client then
+    exit_with(EXIT_USAGE, error_line(err))
+  end
+  ctx.client = client
+  return client
+end
+
+-- What a token file written for client records: its URL (for a WHM client, the
+-- cPanel port the user's token works on), user and trust anchors.
+local function file_conn(client)
+  local conn = client:info()
+  if conn.credential == "whm_token" then
+    conn.url = conn.url:gsub("^(https://[^/]+):2087", "%1:2083")
+  end
+  return conn
+end
+
+-- Checks that a token file could be written at path, before creating anything (a usage
+-- error, exit 2, if not). With conn, a token file of another server or account is refused too.
+local function check_out(path, conn)
+  local ok, msg = require("cptokens.store").check(path, conn)
+  if not ok then
+    exit_with(EXIT_USAGE, error_line(msg, "--out: "))
+  end
+end
+
+M.getenv_of, M.envvar, M.connect = getenv_of, envvar, connect
+M.file_conn, M.check_out = file_conn, check_out
+
+return M

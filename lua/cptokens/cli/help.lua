@@ -1,0 +1,154 @@
+--- cptokens.cli.help: the help texts of the command-line tool (`cptokens help [COMMAND]`,
+-- `cptokens COMMAND --help`). Loaded only when help is asked for. A command module that
+-- plugs in (cli/args.lua) adds its text here under its name.
+local CONNECTION_HELP = [[
+Connection (flags, or the environment):
+  --url URL             CPANEL_URL    https://host:2083 (cPanel) or https://host:2087 (WHM)
+  --user USER           CPANEL_USER   the cPanel account whose tokens are managed
+  --cafile FILE         CPANEL_CAFILE trust anchors (default: the system store)
+  --capath DIR          CPANEL_CAPATH
+  --insecure            do not verify the server's certificate (avoid)
+  --timeout SECONDS     whole request (default 30); --connect-timeout SECONDS (default 10)
+
+Credentials (exactly one; never as a command-line value, which every user sees in ps):
+  CPANEL_TOKEN=...      or --token-file FILE        an API token
+  CPANEL_PASSWORD=...   or --password-file FILE     the account password
+    CPANEL_OTP=...      or --otp-file FILE          with a password: the two-factor code
+  WHM_TOKEN=...         or --whm-token-file FILE    a WHM token acting for --user
+    --whm-user NAME                                 the WHM account owning it (default root)
+  FILE may be - for standard input. One trailing newline is ignored. A token file
+  written by `create --out` or `rotate --out` also works, and supplies --url,
+  --user and --cafile when they are not given otherwise.
+
+Output:
+  --json                one JSON document on standard output, with stable keys
+  --quiet               nothing on standard output but what create hands over (the token);
+                        errors and warnings still go to standard error
+]]
+
+local HELP = {}
+
+HELP[""] = [[
+Usage: cptokens COMMAND [ARGS] [OPTIONS]
+
+Manage the API tokens of a cPanel account, without ever putting a secret on
+the command line or printing one (except the new token `create` hands you).
+
+Commands:
+  list                         the account's tokens: name, created, expiry, state
+  create NAME                  create a token; print it (or save it with --out FILE)
+  revoke NAME...               revoke tokens (a missing name is not an error)
+  rename OLD NEW               rename a token (its secret does not change)
+  rotate PREFIX --out FILE     new token PREFIX-<time>, saved to FILE; old ones revoked
+  prune [--prefix PREFIX]      revoke expired tokens (of PREFIX's rotations only)
+  audit [--within D]           report expired and soon-expiring tokens (exit 3 if any)
+  help [COMMAND]               this text, or a command's
+  version                      the version (also -v, -V, --version; with --json as JSON)
+
+Run `cptokens help COMMAND` or `cptokens COMMAND --help` for details,
+`cptokens --version` for the version.
+
+]] .. CONNECTION_HELP .. [[
+
+Exit status: 0 success; 1 the operation failed (the error on stderr); 2 usage
+or configuration error (nothing was sent); 3 audit found expired or expiring
+tokens; 128+N create or rotate received signal N and stopped where no new
+token is left unseen (130: SIGINT).
+]]
+
+HELP.list = [[
+Usage: cptokens list [--json] [CONNECTION]
+
+Lists the account's tokens, oldest first: name, creation time, expiry (ISO 8601
+UTC, or "never") and state ("expires in 3d", "expired 2h ago", "never expires").
+Secrets are never listed: cPanel keeps only a hash of each token.
+
+]] .. CONNECTION_HELP
+
+HELP.create = [[
+Usage: cptokens create NAME [--expires-in DURATION | --expires-at TIME] [--out FILE] [CONNECTION]
+
+Creates a full-access token named NAME (1 to 50 of A-Z a-z 0-9 _ -).
+  --expires-in DURATION   e.g. 24h, 30d, 2w, 1d12h, "24 hours"
+  --expires-at TIME       epoch seconds, or ISO 8601 such as 2026-12-31T23:59:59Z
+  (neither: the token never expires)
+  --out FILE              write the token to FILE and print only its name and expiry.
+                          FILE is a JSON token file (name, token, expiry, url, user),
+                          mode 0600, written atomically and durably; --token-file
+                          reads it back (its url and user then serve as defaults)
+
+Without --out, the token alone is printed on standard output, so that
+    TOKEN=$(cptokens create deploy --expires-in 24h)
+works. It is shown this once: cPanel keeps only a hash. With --json the document
+holds the token (or, with --out, the file name instead). If it cannot be handed
+over (a closed pipe, a full disk, Ctrl-C or another signal), it is revoked.
+
+]] .. CONNECTION_HELP
+
+HELP.revoke = [[
+Usage: cptokens revoke NAME... [CONNECTION]
+
+Revokes each named token. A name with no token is reported but is not an
+error (revoking is idempotent). Stops at the first failure (exit 1).
+
+]] .. CONNECTION_HELP
+
+HELP.rename = [[
+Usage: cptokens rename OLD NEW [CONNECTION]
+
+Renames a token. Its secret does not change.
+
+]] .. CONNECTION_HELP
+
+HELP.rotate = [[
+Usage: cptokens rotate PREFIX --out FILE [--expires-in DURATION | --expires-at TIME] [--keep N]
+                       [--verify-url URL] [CONNECTION]
+
+Creates a new token PREFIX-YYYYMMDDHHMMSS (UTC), checks that it works, stores it
+in FILE (a JSON token file, written atomically and durably, keeping the file's
+owner and mode) and only then revokes the token FILE held before and the older
+ones it kept, keeping the N newest (--keep, default 0). The new token is never
+printed. A failure before that point revokes the new token, and FILE still holds
+the previous one. Rotations of one FILE never overlap (FILE.lock: a second one
+waits up to 30 s); a run killed at any moment is finished by the next one.
+A token with the prefix that FILE does not hold is left alone, with a warning.
+The credential may be the token file itself (--token-file FILE --out FILE):
+the tool goes on with the new token. Exits 1 if a revocation of an old token
+failed (one line on stderr for each; the next run retries it).
+  --expires-in DURATION, --expires-at TIME   the new token's expiry, as for create
+  --verify-url URL   where the new token is checked: the account's cPanel URL. Needed
+                     through WHM (WHM_TOKEN) on a port other than 2087, whose cPanel port
+                     cannot be guessed (with 2087, https://host:2083 is used).
+
+]] .. CONNECTION_HELP
+
+HELP.prune = [[
+Usage: cptokens prune [--prefix PREFIX] [CONNECTION]
+
+Revokes expired tokens. With --prefix, only the rotations of PREFIX (the tokens
+`cptokens rotate PREFIX` makes, named PREFIX-YYYYMMDDHHMMSS) are considered.
+Exits 1 if a revocation failed (one line on stderr for each).
+
+]] .. CONNECTION_HELP
+
+HELP.audit = [[
+Usage: cptokens audit [--within DURATION] [CONNECTION]
+
+Reports every token as expired, expiring (within DURATION, default 7d), never
+expiring, or fine. Exits 3 when a token is expired or expiring, so that cron
+can alert on it:
+    0 8 * * *  cptokens audit --within 14d || echo "cPanel tokens need attention"
+
+]] .. CONNECTION_HELP
+
+HELP.version = [[
+Usage: cptokens version [--json]    (also cptokens -v, -V or --version)
+
+Prints "cptokens VERSION", or with --json {"name":"cptokens","version":"VERSION"}.
+]]
+
+HELP.help = [[
+Usage: cptokens help [COMMAND]
+]]
+
+return HELP
