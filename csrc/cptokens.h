@@ -192,14 +192,13 @@ CPT_HIDDEN const char *cpt_ops_expect(const cpt_param_t *p, char *out, size_t ou
 /* The decoders of the table's entries (decode.c). */
 CPT_HIDDEN int cpt_decode_created(lua_State *L, const struct cpt_request *rq, int data, long status);
 CPT_HIDDEN int cpt_decode_list(lua_State *L, const struct cpt_request *rq, int data, long status);
-CPT_HIDDEN int cpt_decode_renamed(lua_State *L, const struct cpt_request *rq, int data, long status);
+CPT_HIDDEN int cpt_decode_true(lua_State *L, const struct cpt_request *rq, int data, long status);
 CPT_HIDDEN int cpt_decode_revoked(lua_State *L, const struct cpt_request *rq, int data, long status);
 CPT_HIDDEN int cpt_decode_accounts(lua_State *L, const struct cpt_request *rq, int data, long status);
 CPT_HIDDEN int cpt_decode_whm_created(lua_State *L, const struct cpt_request *rq, int data, long status);
 CPT_HIDDEN int cpt_decode_whm_list(lua_State *L, const struct cpt_request *rq, int data, long status);
 CPT_HIDDEN int cpt_decode_whm_token(lua_State *L, const struct cpt_request *rq, int data, long status);
 CPT_HIDDEN int cpt_decode_whm_details(lua_State *L, const struct cpt_request *rq, int data, long status);
-CPT_HIDDEN int cpt_decode_whm_revoked(lua_State *L, const struct cpt_request *rq, int data, long status);
 
 /* Loosely typed fields (decode.c). */
 CPT_HIDDEN int cpt_decode_is_null(lua_State *L, int idx);

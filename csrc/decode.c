@@ -275,8 +275,8 @@ int cpt_decode_list(lua_State *L, const cpt_request_t *rq, int data, long status
 }
 
 
-/* rename: true. */
-int cpt_decode_renamed(lua_State *L, const cpt_request_t *rq, int data, long status) {
+/* rename, whm_revoke: true (WHM answers OK for a revoke whether or not a name matched). */
+int cpt_decode_true(lua_State *L, const cpt_request_t *rq, int data, long status) {
   (void)rq, (void)data, (void)status;
   lua_pushboolean(L, 1);
   return 1;
@@ -520,13 +520,6 @@ int cpt_decode_whm_details(lua_State *L, const cpt_request_t *rq, int data, long
   why = lua_type(L, data) == LUA_TTABLE ? push_whm_token(L, data, NULL, 0) : "is not an object";
   if (why != NULL)
     return cpt_error(L, CPT_EPROTOCOL, status, "%s: the token in the reply %s", rq->op->name, why);
-  return 1;
-}
-
-/* whm_revoke: true (WHM answers OK whether or not a name matched). */
-int cpt_decode_whm_revoked(lua_State *L, const cpt_request_t *rq, int data, long status) {
-  (void)rq, (void)data, (void)status;
-  lua_pushboolean(L, 1);
   return 1;
 }
 

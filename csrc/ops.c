@@ -229,7 +229,7 @@ const cpt_op_t cpt_ops[] = {
     {"list", "list", CPT_FAM_UAPI, "Tokens", "list", NULL, 0, {END}, NULL, cpt_decode_list},
     {"rename", "rename", CPT_FAM_UAPI, "Tokens", "rename", NULL, 1,
      {NAME("name", "name", "current name"), NAME("new_name", "new_name", "new name"), END},
-     check_rename, cpt_decode_renamed},
+     check_rename, cpt_decode_true},
     {"revoke", "revoke", CPT_FAM_UAPI, "Tokens", "revoke", NULL, 1,
      {NAME("name", "name", "token name"), END}, NULL, cpt_decode_revoked},
     /* WHM API 1: the accounts a WHM credential can act for (internal until the WHM client). */
@@ -253,7 +253,7 @@ const cpt_op_t cpt_ops[] = {
      check_whm_update, cpt_decode_whm_token},
     {"whm_revoke", "_whm_revoke", CPT_FAM_WHM1, NULL, "api_token_revoke", NULL, 1,
      {REQUIRED("names", "token_name", CPT_PT_LIST), END}, check_whm_revoke,
-     cpt_decode_whm_revoked},
+     cpt_decode_true},
     /* POST: the value asked about is a secret, kept out of URLs and access logs. */
     {"whm_details", "_whm_details", CPT_FAM_WHM1, NULL, "api_token_get_details", NULL, 1,
      {REQUIRED("token", "token", CPT_PT_STRING), END}, check_whm_details,

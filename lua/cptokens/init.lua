@@ -114,19 +114,10 @@ end
 
 --- client:create(name [, { expires_in = "24h" } | { expires_at = epoch or ISO 8601 }])
 -- -> { name, token, create_time, expires_at? }, or nil, err
--- A create the server carried out but whose reply was unusable (err.created):
--- nobody has the token, so it is revoked now (best effort), and err says so.
+-- A create the server carried out but whose reply was unusable (err.created) is revoked
+-- (util.undo_created), and err says so.
 local function undo_created(client, name, err)
-  local ok, rerr = client:revoke(name)
-  if ok then
-    err.message = err.message .. "; the token " .. name .. " was revoked, nothing is left behind"
-    err.revoked = true
-  else
-    err.message = err.message .. "; revoking it failed too (" .. tostring(rerr and rerr.message)
-      .. "): revoke " .. name .. " by hand"
-    err.revoked = false
-  end
-  return err
+  return util.undo_created(function(n) return client:revoke(n) end, name, err)
 end
 
 function Client:create(name, opts)

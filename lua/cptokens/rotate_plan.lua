@@ -7,21 +7,20 @@
 -- @module cptokens.rotate_plan
 local core = require "cptokens.core"
 local store = require "cptokens.store"
+local util = require "cptokens.util"
 
-local error, getmetatable, ipairs, pairs, tostring, type = error, getmetatable, ipairs, pairs, tostring, type
+local error, ipairs, pairs, tostring, type = error, ipairs, pairs, tostring, type
 local os_date, os_time, string_format, table_sort = os.date, os.time, string.format, table.sort
 
 local M = {}
 
-local NAME_MAX = 50                        -- cPanel's limit on a token name
+local NAME_MAX = core.NAME_MAX             -- cPanel's limit on a token name (50)
 local STAMP_LEN = 14                       -- YYYYMMDDHHMMSS
 M.PREFIX_MAX = NAME_MAX - 1 - STAMP_LEN - 3  -- 32: room for "-<stamp>" and "-NN"
 local SUFFIX_MAX = 99                      -- "-2" .. "-99" within one second
 M.SUFFIX_MAX = SUFFIX_MAX
 
-local function is_error(v)
-  return type(v) == "table" and getmetatable(v) == core.Error
-end
+local is_error = util.is_error
 
 -- One-line text for a message (control bytes escaped), and the same quoted.
 local clean, quote = store._clean, store._quote

@@ -6,8 +6,8 @@
 --
 -- @module cptokens.rotate_run
 local core = require "cptokens.core"
-local time = require "cptokens.time"
 local store = require "cptokens.store"
+local util = require "cptokens.util"
 local P = require "cptokens.rotate_plan"
 
 local error, ipairs, pairs, pcall, tostring, type = error, ipairs, pairs, pcall, tostring, type
@@ -57,19 +57,8 @@ local ROTATE_OPTIONS = {
 
 --- The expiry of the new tokens: epoch, nil (never), or nil, err.
 local function rotate_expiry(opts)
-  local expires_in, expires_at = opts.expires_in, opts.expires_at
-  if expires_in ~= nil and expires_at ~= nil then
-    error("cptokens: rotate: give expires_in or expires_at, not both", 5)
-  end
-  local v = expires_in ~= nil and expires_in or expires_at
-  if v == nil then return nil end
-  local which = expires_in ~= nil and "expires_in" or "expires_at"
-  if type(v) ~= "string" and type(v) ~= "number" then
-    error("cptokens: rotate: " .. which .. " must be a string or a number, got " .. type(v), 5)
-  end
-  local epoch, msg = time.expiry(expires_in, expires_at)
-  if not epoch then return nil, core.error("invalid", "rotate: " .. clean(msg)) end
-  return epoch
+  local epoch, err = util.expiry_option("rotate", opts.expires_in, opts.expires_at, 5)
+  return epoch, err -- not a tail call: the level counts this function's frame
 end
 
 --- The new token's name: "<prefix>-<stamp>", or with "-N" past every token

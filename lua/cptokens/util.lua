@@ -84,4 +84,19 @@ function _M.expiry_option(who, expires_in, expires_at, level)
   return epoch
 end
 
+--- A create the server carried out but whose reply was unusable (err.created): nobody has the
+-- token, so revoke(name) is called now (best effort), and err says what became of it.
+function _M.undo_created(revoke, name, err)
+  local ok, rerr = revoke(name)
+  if ok then
+    err.message = err.message .. "; the token " .. name .. " was revoked, nothing is left behind"
+    err.revoked = true
+  else
+    err.message = err.message .. "; revoking it failed too (" .. tostring(rerr and rerr.message)
+      .. "): revoke " .. name .. " by hand"
+    err.revoked = false
+  end
+  return err
+end
+
 return _M

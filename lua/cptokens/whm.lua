@@ -15,6 +15,7 @@
 --
 -- @module cptokens.whm
 local core = require "cptokens.core"
+local util = require "cptokens.util"
 local time = require "cptokens.time"
 
 local error, getmetatable, pairs, setmetatable, tostring, type =
@@ -97,16 +98,7 @@ end
 
 --- A create the server carried out whose reply was unusable: revoke it (nobody has it).
 local function undo_created(c, name, err)
-  local ok, rerr = c:_whm_revoke({ name })
-  if ok then
-    err.message = err.message .. "; the token " .. name .. " was revoked, nothing is left behind"
-    err.revoked = true
-  else
-    err.message = err.message .. "; revoking it failed too (" .. tostring(rerr and rerr.message)
-      .. "): revoke " .. name .. " by hand"
-    err.revoked = false
-  end
-  return err
+  return util.undo_created(function(n) return c:_whm_revoke({ n }) end, name, err)
 end
 M.undo_created = undo_created
 
