@@ -17,6 +17,12 @@
  * core.no_core_dumps() -> true, or nil, message: RLIMIT_CORE 0 (soft and hard) and, on
  *   Linux, PR_SET_DUMPABLE 0 (no core, no ptrace or /proc/PID/mem by other processes of
  *   the same user)
+ * core.read_tty_secret(prompt, max) -> the line typed (without its newline), read with the
+ *   terminal's echo off; false when standard input is not a terminal (nothing read); nil,
+ *   message on a read error or a signal. The prompt goes to standard error. The echo comes
+ *   back before it returns, and also when a signal ends the process while it waits (the
+ *   handler restores the saved terminal settings first: tcsetattr is async-signal-safe).
+ *   Reads at most max bytes (a longer line: nil, "too long"); the bytes read are wiped.
  * core.file_mode(path) -> permission bits (e.g. 420 for 0644), "file" | "directory" |
  *   "other"; or nil, message (stat(2): a link is followed, as opening it would)
  */
@@ -25,6 +31,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
 #if defined(__linux__)
 #include <sys/prctl.h>
 #endif
@@ -37,10 +45,16 @@ static const int guarded[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE};
 static volatile sig_atomic_t installed = 0;
 static volatile sig_atomic_t deferred = 0;
 static volatile sig_atomic_t pending = 0;
+static volatile sig_atomic_t echo_off = 0; /* the terminal's echo is off: restore it */
+static struct termios saved_tty;
 
 /* Async-signal-safe: flags, sigaction and raise only; errno kept. */
 static void on_signal(int signo) {
   int saved = errno;
+  if (echo_off && signo != SIGPIPE) {
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+    echo_off = 0;
+  }
   if (!deferred) {
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
@@ -106,6 +120,73 @@ static int l_no_core_dumps(lua_State *L) {
   return 1;
 }
 
+static void put_err(const char *s, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(STDERR_FILENO, s, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    s += w, n -= (size_t)w;
+  }
+}
+
+/* One line from standard input, byte by byte (nothing read past the newline). */
+static int read_line(cpt_buf_t *b, size_t max, const char **why) {
+  char c;
+  for (;;) {
+    ssize_t r = read(STDIN_FILENO, &c, 1);
+    if (r < 0) {
+      *why = errno == EINTR ? "interrupted" : strerror(errno);
+      return -1;
+    }
+    if (r == 0 || c == '\n') return 0;
+    if (b->len >= max) {
+      *why = "too long";
+      return -1;
+    }
+    if (cpt_buf_add(b, &c, 1) != 0) {
+      *why = "out of memory";
+      return -1;
+    }
+  }
+}
+
+static int l_read_tty_secret(lua_State *L) {
+  size_t plen;
+  const char *prompt = luaL_checklstring(L, 1, &plen);
+  size_t max = (size_t)luaL_checkinteger(L, 2);
+  struct termios quiet;
+  cpt_buf_t b;
+  const char *why = NULL;
+  int rc;
+  if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tty) != 0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  memset(&b, 0, sizeof b);
+  quiet = saved_tty;
+  quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+  quiet.c_lflag |= ICANON;
+  put_err(prompt, plen);
+  echo_off = 1;
+  if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) != 0) {
+    echo_off = 0;
+    return fail(L, "cannot turn the terminal's echo off", errno);
+  }
+  rc = read_line(&b, max, &why);
+  tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+  echo_off = 0;
+  put_err("\n", 1); /* the newline the user typed was not echoed */
+  if (rc != 0) {
+    cpt_buf_free(&b);
+    lua_pushnil(L);
+    lua_pushstring(L, why);
+    return 2;
+  }
+  lua_pushlstring(L, b.p ? b.p : "", b.len);
+  cpt_buf_free(&b);
+  return 1;
+}
+
 static int l_file_mode(lua_State *L) {
   size_t len;
   const char *path = luaL_checklstring(L, 1, &len);
@@ -121,6 +202,6 @@ void cpt_proc_open(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"guard_signals", l_guard_signals}, {"defer_signals", l_defer_signals},
       {"pending_signal", l_pending_signal}, {"no_core_dumps", l_no_core_dumps},
-      {"file_mode", l_file_mode}, {NULL, NULL}};
+      {"read_tty_secret", l_read_tty_secret}, {"file_mode", l_file_mode}, {NULL, NULL}};
   cpt_setfuncs(L, fns);
 }

@@ -46,6 +46,16 @@ local function check_mode(ctx, opt, path)
     group and others and "its group and others" or group and "its group" or "others", mode))
 end
 
+-- From a terminal (FILE "-" on a terminal): a prompt on stderr and the line read with the echo
+-- off; false when standard input is not a terminal.
+local PROMPTS = { ["password-file"] = "Password: ", ["otp-file"] = "Two-factor code: ",
+                  ["token-file"] = "API token: ", ["whm-token-file"] = "WHM API token: " }
+local function tty_secret(opt)
+  local line, err = core.read_tty_secret(PROMPTS[opt] or "Secret: ", MAX_SECRET_FILE)
+  if line == nil then usage("--%s -: cannot read from the terminal: %s", opt, err) end
+  return line
+end
+
 local function read_secret(ctx, opt, path)
   local data
   if path == "-" then
@@ -53,7 +63,8 @@ local function read_secret(ctx, opt, path)
       usage("--%s -: standard input is already used by --%s", opt, ctx.stdin_used)
     end
     ctx.stdin_used = opt
-    data = ctx.stdin:read(MAX_SECRET_FILE + 1) or ""
+    data = ctx.stdin == io.stdin and tty_secret(opt)
+    if data == false then data = ctx.stdin:read(MAX_SECRET_FILE + 1) or "" end
   else
     local f, msg = io.open(path, "rb")
     if not f then usage("--%s: cannot read %s", opt, one_line(msg or path)) end
