@@ -332,13 +332,27 @@ describe("trust", function()
   end)
 
   it("close_idle() closes the pooled connections no open client uses", function()
-    -- this Lua process's descriptors (its pid read in-process, not a shell's)
+    -- this Lua process's TCP connections to the server (its pid read in-process, not a
+    -- shell's): its socket descriptors matched against the kernel's table by inode, so that
+    -- other descriptors (pipes, files, libcurl's wake-up pairs) cannot move the count
     local f = assert(io.open("/proc/self/stat", "r"))
     local pid = assert(f:read("*l"):match("^(%d+)"))
     f:close()
+    local port = assert(tonumber(srv.url:match(":(%d+)")))
     local function fds()
+      local mine = {}
+      for ino in util.capture("ls -l /proc/" .. pid .. "/fd"):gmatch("socket:%[(%d+)%]") do
+        mine[ino] = true
+      end
       local n = 0
-      for _ in util.capture("ls /proc/" .. pid .. "/fd"):gmatch("[^\n]+") do n = n + 1 end
+      for _, table_path in ipairs { "/proc/net/tcp", "/proc/net/tcp6" } do
+        for line in (util.read_file(table_path) or ""):gmatch("[^\n]+") do
+          local fields = {}
+          for w in line:gmatch("%S+") do fields[#fields + 1] = w end
+          local rport = fields[3] and fields[3]:match(":(%x+)$")
+          if rport and tonumber(rport, 16) == port and mine[fields[10]] then n = n + 1 end
+        end
+      end
       return n
     end
     -- trust configurations of this test alone: no other client holds their pools
@@ -357,7 +371,7 @@ describe("trust", function()
     c[1]:close()
     c[2]:close()
     local open = fds()
-    assert.is_true(open >= base + 3, "three connections are open")
+    assert.are.equal(base + 3, open, "three connections are open")
     assert.are.equal(2, cptokens.close_idle(), "the two unused pools")
     assert.are.equal(open - 2, fds(), "their two connections are closed")
     assert(c[3]:list())
