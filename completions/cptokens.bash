@@ -63,7 +63,7 @@ _cptokens() {
                 ;;
             create)
                 cmd="create"
-                opts="$opts --expires-in --expires-at --out"
+                opts="$opts --expires-in --expires-at --out --exec --exec-timeout"
                 break
                 ;;
             revoke)
@@ -78,12 +78,12 @@ _cptokens() {
                 ;;
             rotate)
                 cmd="rotate"
-                opts="$opts --expires-in --expires-at --out --keep --verify-url"
+                opts="$opts --expires-in --expires-at --out --keep --verify-url --dry-run --exec --exec-timeout"
                 break
                 ;;
             prune)
                 cmd="prune"
-                opts="$opts --prefix"
+                opts="$opts --prefix --dry-run"
                 break
                 ;;
             audit)
@@ -122,6 +122,14 @@ _cptokens() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --exec)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --exec-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
             esac
 
             ;;
@@ -144,6 +152,14 @@ _cptokens() {
                     return 0
                     ;;
                 --verify-url)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --exec)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --exec-timeout)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;

@@ -49,7 +49,7 @@ function __fish_cptokens_seen_command
 end
 
 complete -c cptokens -n '__fish_cptokens_using_command' -xa 'list' -d 'the account\'s tokens: name, created, expiry, state'
-complete -c cptokens -n '__fish_cptokens_using_command' -xa 'create' -d 'create a token; print it (or save it with --out FILE)'
+complete -c cptokens -n '__fish_cptokens_using_command' -xa 'create' -d 'create a token; print it (or save it with --out FILE, or hand it to --exec CMD)'
 complete -c cptokens -n '__fish_cptokens_using_command' -xa 'revoke' -d 'revoke tokens (a missing name is not an error)'
 complete -c cptokens -n '__fish_cptokens_using_command' -xa 'rename' -d 'rename a token (its secret does not change)'
 complete -c cptokens -n '__fish_cptokens_using_command' -xa 'rotate' -d 'new token PREFIX-<time>, saved to FILE; old ones revoked'
@@ -78,6 +78,8 @@ complete -c cptokens -l quiet -d 'no report on standard output (errors, warnings
 complete -c cptokens -n '__fish_cptokens_seen_command create' -l expires-in -r -d 'expire after DURATION (24h, 30d, 2w, 1d12h)'
 complete -c cptokens -n '__fish_cptokens_seen_command create' -l expires-at -r -d 'expire at TIME (epoch seconds or ISO 8601)'
 complete -c cptokens -n '__fish_cptokens_seen_command create' -l out -r -d 'the token file to write (mode 0600, atomic)'
+complete -c cptokens -n '__fish_cptokens_seen_command create' -l exec -r -d 'hand the new token file\'s JSON to CMD\'s standard input (sh -c CMD)'
+complete -c cptokens -n '__fish_cptokens_seen_command create' -l exec-timeout -r -d 'how long --exec CMD may take (default 60)'
 
 
 
@@ -86,8 +88,12 @@ complete -c cptokens -n '__fish_cptokens_seen_command rotate' -l expires-at -r -
 complete -c cptokens -n '__fish_cptokens_seen_command rotate' -l out -r -d 'the token file to write (mode 0600, atomic)'
 complete -c cptokens -n '__fish_cptokens_seen_command rotate' -l keep -r -d 'old rotations to keep (default 0)'
 complete -c cptokens -n '__fish_cptokens_seen_command rotate' -l verify-url -r -d 'the cPanel URL the new token is checked on (WHM on another port)'
+complete -c cptokens -n '__fish_cptokens_seen_command rotate' -l dry-run -d 'say what would be created and revoked; change nothing'
+complete -c cptokens -n '__fish_cptokens_seen_command rotate' -l exec -r -d 'hand the new token file\'s JSON to CMD\'s standard input (sh -c CMD)'
+complete -c cptokens -n '__fish_cptokens_seen_command rotate' -l exec-timeout -r -d 'how long --exec CMD may take (default 60)'
 
 complete -c cptokens -n '__fish_cptokens_seen_command prune' -l prefix -r -d 'only the rotations of PREFIX'
+complete -c cptokens -n '__fish_cptokens_seen_command prune' -l dry-run -d 'say what would be created and revoked; change nothing'
 
 complete -c cptokens -n '__fish_cptokens_seen_command audit' -l within -r -d 'the window for expiring tokens (default 7d)'
 

@@ -23,19 +23,37 @@
  *   back before it returns, and also when a signal ends the process while it waits (the
  *   handler restores the saved terminal settings first: tcsetattr is async-signal-safe).
  *   Reads at most max bytes (a longer line: nil, "too long"); the bytes read are wiped.
+ * core.exec_input(command, input, seconds) -> true; or nil, message
+ *   Runs /bin/sh -c command with input on its standard input (a pipe), its standard output
+ *   sent to this process's standard error (so that the tool's own output stays one stream),
+ *   in a process group of its own, with no descriptor of this process but 0 to 2 and an
+ *   environment without the tool's secret variables (CPANEL_TOKEN, CPANEL_PASSWORD,
+ *   CPANEL_OTP, WHM_TOKEN). Success: it exits 0 having read all of input. It is stopped
+ *   (SIGTERM to its group, then SIGKILL) after seconds, or when INT, TERM or HUP arrives
+ *   while it runs (deferred signals); the message says why it failed. input must fit a
+ *   pipe's buffer (64 KiB on Linux; a token file is well under 4 KiB).
  * core.file_mode(path) -> permission bits (e.g. 420 for 0644), "file" | "directory" |
  *   "other"; or nil, message (stat(2): a link is followed, as opening it would)
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 #if defined(__linux__)
 #include <sys/prctl.h>
 #endif
+
+extern char **environ;
 
 #include "cptokens.h"
 
@@ -198,10 +216,175 @@ static int l_file_mode(lua_State *L) {
   return 2;
 }
 
+/* ---- core.exec_input ------------------------------------------------------------------ */
+
+static const char *const scrubbed[] = {"CPANEL_TOKEN=", "CPANEL_PASSWORD=", "CPANEL_OTP=",
+                                       "WHM_TOKEN=", NULL};
+
+/* environ without the secret variables: a new array of the same strings (NULL: no memory). */
+static char **child_environ(void) {
+  size_t n = 0, k = 0, i, j;
+  char **env;
+  while (environ && environ[n]) n++;
+  env = malloc((n + 1) * sizeof *env);
+  if (!env) return NULL;
+  for (i = 0; i < n; i++) {
+    int secret = 0;
+    for (j = 0; scrubbed[j]; j++) {
+      if (strncmp(environ[i], scrubbed[j], strlen(scrubbed[j])) == 0) secret = 1;
+    }
+    if (!secret) env[k++] = environ[i];
+  }
+  env[k] = NULL;
+  return env;
+}
+
+/* In the child, before exec: async-signal-safe calls only (the parent may have threads). */
+static void close_from(int lowfd) {
+#if defined(SYS_close_range)
+  if (syscall(SYS_close_range, (unsigned)lowfd, ~0U, 0) == 0) return;
+#endif
+  {
+    struct rlimit rl;
+    long max = 1024, fd;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) max = (long)rl.rlim_cur;
+    if (max > 65536) max = 65536;
+    for (fd = lowfd; fd < max; fd++) close((int)fd);
+  }
+}
+
+static void child(int in, const char *cmd, char **env) {
+  sigset_t none;
+  const char *argv[4];
+  size_t i;
+  setpgid(0, 0);
+  for (i = 0; i < NGUARDED; i++) signal(guarded[i], SIG_DFL);
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  if (dup2(in, STDIN_FILENO) < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) _exit(126);
+  close_from(3);
+  argv[0] = "sh", argv[1] = "-c", argv[2] = cmd, argv[3] = NULL;
+  execve("/bin/sh", (char *const *)argv, env);
+  _exit(127);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Writes all of input into the pipe without blocking; SIGPIPE held and then swallowed. */
+static int feed(int fd, const char *p, size_t n) {
+  sigset_t pipe_set, old;
+  int rc = 0;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  sigprocmask(SIG_BLOCK, &pipe_set, &old);
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      rc = w < 0 ? errno : EAGAIN;
+      break;
+    }
+    p += w, n -= (size_t)w;
+  }
+  if (rc == EPIPE) {
+    struct timespec zero = {0, 0};
+    sigtimedwait(&pipe_set, NULL, &zero);
+  }
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  return rc;
+}
+
+/* Waits for pid until deadline (or a deferred signal); stops its group if it must. */
+static int reap(pid_t pid, double deadline, int *status, const char **why) {
+  const struct timespec tick = {0, 5 * 1000 * 1000};
+  int sent = 0;
+  double kill_at = 0;
+  for (;;) {
+    pid_t r = waitpid(pid, status, WNOHANG);
+    if (r == pid) return sent ? -1 : 0;
+    if (r < 0 && errno != EINTR) {
+      *why = "lost track of it";
+      return -1;
+    }
+    if (!sent && (now_s() >= deadline || pending)) {
+      *why = pending ? "interrupted by a signal: it was stopped" : "timeout";
+      kill(-pid, SIGTERM);
+      sent = 1;
+      kill_at = now_s() + 2;
+    } else if (sent == 1 && now_s() >= kill_at) {
+      kill(-pid, SIGKILL);
+      sent = 2;
+    }
+    nanosleep(&tick, NULL);
+  }
+}
+
+static int l_exec_input(lua_State *L) {
+  size_t clen, ilen;
+  const char *cmd = luaL_checklstring(L, 1, &clen);
+  const char *input = luaL_checklstring(L, 2, &ilen);
+  double seconds = luaL_checknumber(L, 3);
+  int fds[2], status = 0, werr, unread = 0, rc;
+  const char *why = NULL;
+  char **env;
+  pid_t pid;
+  if (strlen(cmd) != clen) return luaL_argerror(L, 1, "a command without NUL bytes");
+  env = child_environ();
+  if (!env) return fail(L, "cannot start it", ENOMEM);
+  if (pipe(fds) != 0) {
+    free(env);
+    return fail(L, "cannot start it: pipe", errno);
+  }
+  fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+  fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+  fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK);
+  pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    close(fds[0]), close(fds[1]), free(env);
+    return fail(L, "cannot start it: fork", e);
+  }
+  if (pid == 0) child(fds[0], cmd, env);
+  free(env);
+  setpgid(pid, pid); /* (also in the child: whichever runs first) */
+  /* the input, then end of file; the read end stays open here, so what the command left
+     unread can be counted once it has exited (and writing never fails with EPIPE) */
+  werr = feed(fds[1], input, ilen);
+  close(fds[1]);
+  rc = reap(pid, now_s() + seconds, &status, &why);
+  if (ioctl(fds[0], FIONREAD, &unread) != 0) unread = 0;
+  close(fds[0]);
+  lua_pushnil(L);
+  if (rc != 0 && why && strcmp(why, "timeout") == 0) {
+    lua_pushfstring(L, "it did not finish within %d s and was stopped", (int)seconds);
+  } else if (rc != 0) {
+    lua_pushstring(L, why);
+  } else if (WIFSIGNALED(status)) {
+    lua_pushfstring(L, "it was killed by signal %d", WTERMSIG(status));
+  } else if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+    lua_pushstring(L, "it exited with status 127 (command not found?)");
+  } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+    lua_pushfstring(L, "it exited with status %d", WEXITSTATUS(status));
+  } else if (werr != 0 && werr != EPIPE) {
+    lua_pushfstring(L, "cannot write to it: %s", strerror(werr));
+  } else if (unread > 0) {
+    lua_pushstring(L, "it exited 0 without reading the token from its standard input");
+  } else {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  return 2;
+}
+
 void cpt_proc_open(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"guard_signals", l_guard_signals}, {"defer_signals", l_defer_signals},
       {"pending_signal", l_pending_signal}, {"no_core_dumps", l_no_core_dumps},
-      {"read_tty_secret", l_read_tty_secret}, {"file_mode", l_file_mode}, {NULL, NULL}};
+      {"read_tty_secret", l_read_tty_secret}, {"file_mode", l_file_mode},
+      {"exec_input", l_exec_input}, {NULL, NULL}};
   cpt_setfuncs(L, fns);
 }

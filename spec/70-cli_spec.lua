@@ -313,9 +313,10 @@ describe("cptokens command-line tool", function()
       assert.are.equal(assert(token_named("alice", "day")).token, doc.token)
       assert.is_true(doc.expires_at >= before + 86400 and doc.expires_at <= os.time() + 86400)
       assert.are.equal(cjson.null, doc.out)
-      -- the keys of list --json (issue 15, point 8), then the token and the file
+      -- the keys of list --json (issue 15, point 8), then the token, the file and --exec
       assert.is_truthy(r.out:match('^{"name":"day","create_time":%d+,"created":"[^"]+","expires_at":%d+,'
-        .. '"expires":"[^"]+","expired":false,"remaining":%d+,"has_full_access":true,"token":"[0-9A-Z]+","out":null}\n$'),
+        .. '"expires":"[^"]+","expired":false,"remaining":%d+,"has_full_access":true,"token":"[0-9A-Z]+","out":null,'
+        .. '"exec":false}\n$'),
         r.out)
       assert.are.equal(cptokens.time.iso8601(doc.expires_at), doc.expires)
 

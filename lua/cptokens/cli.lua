@@ -123,6 +123,11 @@ local function check_values(ctx, name, opts)
   if opts.out == "" or opts.out == "-" then
     usage("--out: expected a file name (without --out, create prints the token on standard output)")
   end
+  if opts.exec == "" then usage("--exec: empty (a command for sh -c)") end
+  if opts["exec-timeout"] then
+    if not opts.exec then usage("--exec-timeout: only with --exec CMD") end
+    ctx.exec_timeout = parse_seconds("exec-timeout", opts["exec-timeout"])
+  end
   if name == "rotate" and not opts.out then
     usage("rotate: --out FILE is required (the new token is stored there, never printed)")
   end

@@ -12,7 +12,7 @@ local clean, invalid, check_options, check_prefix, parse_name, copy = P.clean, P
 
 local M = {}
 
-local PRUNE_OPTIONS = { prefix = true, expired = true, now = true }
+local PRUNE_OPTIONS = { prefix = true, expired = true, now = true, dry_run = true }
 
 local function check_now(what, now, level)
   if now ~= nil and (type(now) ~= "number" or now ~= now or now < 0 or now == math.huge) then
@@ -31,6 +31,9 @@ local function prune(self, opts, fam)
       .. "(use rotate's keep, or revoke, for valid ones)", 3)
   end
   check_now("prune", opts.now, 3)
+  if opts.dry_run ~= nil and type(opts.dry_run) ~= "boolean" then
+    error("cptokens: prune: 'dry_run' must be a boolean, got " .. type(opts.dry_run), 3)
+  end
   local prefix = opts.prefix
   if prefix ~= nil then
     local ok, err = check_prefix("prune", prefix, 3)
@@ -39,9 +42,12 @@ local function prune(self, opts, fam)
   local list, err = fam.list(self)
   if not list then return nil, err end
   local report = { revoked = {}, kept = 0 }
+  if opts.dry_run then report.dry_run, report.would_revoke = true, {} end
   for _, t in ipairs(list) do
     if prefix == nil or parse_name(t.name, prefix) then
-      if time.is_expired(t, opts.now) then
+      if time.is_expired(t, opts.now) and opts.dry_run then
+        report.would_revoke[#report.would_revoke + 1] = t.name
+      elseif time.is_expired(t, opts.now) then
         local ok, rerr = fam.revoke(self, t.name)
         if ok then
           report.revoked[#report.revoked + 1] = t.name

@@ -52,7 +52,8 @@ end
 
 local ROTATE_OPTIONS = {
   prefix = true, expires_in = true, expires_at = true, keep = true, store = true, verify = true,
-  verify_url = true, current = true, lock = true, lock_timeout = true,
+  verify_url = true, current = true, lock = true, lock_timeout = true, dry_run = true,
+  deliver = true,
 }
 
 --- The expiry of the new tokens: epoch, nil (never), or nil, err.
@@ -94,6 +95,8 @@ local function check_rotate(self, fam, opts)
   check_type(opts, "current", "string")
   check_type(opts, "lock", "string")
   check_type(opts, "lock_timeout", "number")
+  check_type(opts, "dry_run", "boolean")
+  check_type(opts, "deliver", "function")
   if type(st) == "string" and (opts.current or opts.lock) then
     raise("'" .. (opts.current and "current" or "lock") .. "' is for a store function; a store path "
       .. "names its own token and lock")
@@ -113,7 +116,8 @@ local function check_rotate(self, fam, opts)
   if err then return nil, err end
   local cfg = { prefix = opts.prefix, keep = keep, store = st, verify = opts.verify ~= false,
                 current = opts.current, expires_at = expires_at, info = self:info(), wait = wait,
-                lock_path = type(st) == "string" and st or opts.lock }
+                lock_path = type(st) == "string" and st or opts.lock, dry_run = opts.dry_run == true,
+                deliver = opts.deliver }
   if cfg.verify or type(st) == "string" then
     cfg.conn, err = fam.conn(cfg.info, opts.verify_url)
     if not cfg.conn then return nil, err end
@@ -222,17 +226,31 @@ local function abort(self, cfg, tok, step, cause)
   return nil, e
 end
 
---- Step 5: hands the verified token to the store. true, or nil, cause.
+-- A function the caller gave (store, deliver): true, or nil, cause; never raises.
+local function call_out(what, fn, tok, conn)
+  local pok, r1, r2 = pcall(fn, copy(tok), conn and copy(conn))
+  if not pok then return nil, "the " .. what .. " function raised an error: " .. tostring(r1) end
+  if r1 then return true end
+  return nil, r2 == nil and "the " .. what .. " function returned " .. tostring(r1) or r2
+end
+
+--- Step 5: hands the verified token to `deliver` (when given), then to the store.
+-- true; or nil, cause, delivered (deliver took the token, the store then failed).
 local function store_new(cfg, tok, kept)
+  if cfg.deliver then
+    local ok, err = call_out("deliver", cfg.deliver, tok, cfg.conn)
+    if not ok then return nil, err end
+  end
+  local ok, err
   if type(cfg.store) == "string" then
     -- the file the lock was taken for, resolved then: a link put in its place since is
     -- replaced, never followed
-    return store.save(cfg.lock.target, tok, cfg.conn, { history = kept, nofollow = true })
+    ok, err = store.save(cfg.lock.target, tok, cfg.conn, { history = kept, nofollow = true })
+  else
+    ok, err = call_out("store", cfg.store, tok)
   end
-  local pok, r1, r2 = pcall(cfg.store, copy(tok))
-  if not pok then return nil, "the store function raised an error: " .. tostring(r1) end
-  if r1 then return true end
-  return nil, r2 == nil and "the store function returned " .. tostring(r1) or r2
+  if ok then return true end
+  return nil, err, cfg.deliver ~= nil
 end
 
 --- Step 6: revokes the orphans and the old tokens beyond `keep`. A token
@@ -272,25 +290,10 @@ local function revoke_old(self, cfg, tok, victims, report)
   return left
 end
 
-local function rotate_steps(self, cfg)
-  local ok, err = read_store(self, cfg)
-  if not ok then return nil, err end
-  local list
-  list, err = cfg.fam.list(self)
-  if not list then return nil, step_error("list", err, "; nothing was changed") end
-  hook("list")
-  local c = classify(cfg, list)
-  c.listed = list
-  local tok
-  tok, err = create_new(self, cfg, c)
-  if not tok then return nil, err end
-  hook("create")
-  if cfg.verify then
-    ok, err = cfg.fam.verify(cfg, tok)
-    if not ok then return abort(self, cfg, tok, "verify", err) end
-  end
-  hook("verify")
-  local report = { created = tok.name, revoked = {}, kept = {}, orphans = {}, foreign = c.foreign,
+--- The report of a rotation that created `name`, and the tokens it revokes: the orphans of
+-- earlier runs, names left from them, and the old tokens beyond `keep`.
+local function plan_victims(cfg, c, name)
+  local report = { created = name, revoked = {}, kept = {}, orphans = {}, foreign = c.foreign,
                    switched = false }
   local victims = {}
   for _, e in ipairs(c.orphans) do victims[#victims + 1] = { name = e.name, orphan = true } end
@@ -302,12 +305,59 @@ local function rotate_steps(self, cfg)
       victims[#victims + 1] = { name = e.name }
     end
   end
+  return report, victims
+end
+
+--- dry_run: what a rotation would do now, with nothing created, stored or revoked (the
+-- store was checked and read as for a rotation). The "token" has no secret.
+local function dry_run(cfg, c)
+  local name = next_name(cfg.prefix, os_date("!%Y%m%d%H%M%S"), c.taken, c.entries)
+  local report, victims = plan_victims(cfg, c, nil)
+  report.dry_run, report.would_create, report.would_revoke = true, name, {}
+  for _, v in ipairs(victims) do
+    report.would_revoke[#report.would_revoke + 1] = v.name
+    if v.orphan then report.orphans[#report.orphans + 1] = v.name end
+  end
+  return { name = name, expires_at = cfg.expires_at, dry_run = true }, report
+end
+
+local function rotate_steps(self, cfg)
+  local ok, err = read_store(self, cfg)
+  if not ok then return nil, err end
+  local list
+  list, err = cfg.fam.list(self)
+  if not list then return nil, step_error("list", err, "; nothing was changed") end
+  hook("list")
+  local c = classify(cfg, list)
+  c.listed = list
+  if cfg.dry_run then return dry_run(cfg, c) end
+  local tok
+  tok, err = create_new(self, cfg, c)
+  if not tok then return nil, err end
+  hook("create")
+  if cfg.verify then
+    ok, err = cfg.fam.verify(cfg, tok)
+    if not ok then return abort(self, cfg, tok, "verify", err) end
+  end
+  hook("verify")
+  local report, victims = plan_victims(cfg, c, tok.name)
   if cfg.lock then -- before the store: a run killed after it still revokes them
     cfg.journal.revoke = names_of_list(victims, cfg.journal.revoke)
     ok, err = cfg.lock:record(cfg.journal)
     if not ok then return abort(self, cfg, tok, "store", err) end
   end
-  ok, err = store_new(cfg, tok, report.kept)
+  local delivered
+  ok, err, delivered = store_new(cfg, tok, report.kept)
+  if delivered then
+    -- deliver holds the new token: it stays valid (its name is in the journal, so the next
+    -- rotation revokes it once that one is stored), and the store still holds the previous
+    -- one, which stays valid too: nothing old is revoked now
+    local e = step_error("store", err, "; the new token " .. quote(tok.name) .. " was delivered and "
+      .. "stays valid, the store still holds the previous one, also valid; nothing was revoked "
+      .. "(the next rotation revokes the new token once it has stored a newer one)", tok.token)
+    e.new_name, e.new_revoked, e.delivered = tok.name, false, true
+    return nil, e
+  end
   if not ok then return abort(self, cfg, tok, "store", err) end
   hook("store")
   local left = revoke_old(self, cfg, tok, victims, report)

@@ -14,6 +14,7 @@
 --
 --   store.save(path, tok, conn [, { history = names, nofollow = bool }]) -> true | nil, err
 --   store.load(path)             -> options, meta | nil, err
+--   store.document(tok, conn)    -> the JSON text save would write (for `--exec CMD`)
 --   store.check(path [, conn])   -> true | nil, err
 --   store.lock(path [, seconds]) -> lock | nil, err   (lock:journal(), lock:record(t),
 --                                                     lock:release())
@@ -188,33 +189,45 @@ end
 -- @param tok { name, token, create_time, expires_at } as returned by client:create
 -- @param conn client:info() (or the client itself): url, user, cafile?, capath?
 -- @return true, or nil, err (kind "invalid", naming the path)
-function _M.save(path, tok, conn, opts)
-  local ok, err = check_path_arg("save", path, 2)
-  local history = opts and opts.history
-  if history ~= nil and type(history) ~= "table" then
-    error("cptokens.store.save: history must be an array of token names", 2)
-  end
+local function check_token(fn, tok, conn, level)
   if type(tok) ~= "table" or type(tok.name) ~= "string" or type(tok.token) ~= "string" then
-    error("cptokens.store.save: tok must be a token table with name and token", 2)
+    error("cptokens.store." .. fn .. ": tok must be a token table with name and token", level + 1)
   end
   if type(conn) == "userdata" then
     local ok_info, info = pcall(function() return conn:info() end)
     if ok_info then conn = info end
   end
   if type(conn) ~= "table" or type(conn.url) ~= "string" or type(conn.user) ~= "string" then
-    error("cptokens.store.save: conn must be client:info() (a table with url and user)", 2)
+    error("cptokens.store." .. fn .. ": conn must be client:info() (a table with url and user)", level + 1)
   end
-  if not ok then return nil, err end
   for _, k in ipairs({ "create_time", "expires_at" }) do
     if tok[k] ~= nil and not is_epoch(tok[k]) then
-      error("cptokens.store.save: tok." .. k .. " must be a whole number of Unix seconds", 2)
+      error("cptokens.store." .. fn .. ": tok." .. k .. " must be a whole number of Unix seconds", level + 1)
     end
   end
+  return conn
+end
+
+function _M.save(path, tok, conn, opts)
+  local ok, err = check_path_arg("save", path, 2)
+  local history = opts and opts.history
+  if history ~= nil and type(history) ~= "table" then
+    error("cptokens.store.save: history must be an array of token names", 2)
+  end
+  conn = check_token("save", tok, conn, 2)
+  if not ok then return nil, err end
   if not plain_string(tok.token) then return fail("the token is empty or has control characters") end
   local msg
   ok, msg = core.atomic_write(path, encode(tok, conn, history), opts and opts.nofollow)
   if not ok then return fail(msg) end
   return true
+end
+
+--- The text of the token file save(path, tok, conn) would write (no history): what
+-- `--exec CMD` hands to CMD's standard input.
+function _M.document(tok, conn)
+  conn = check_token("document", tok, conn, 2)
+  return encode(tok, conn)
 end
 
 --- Reads a token file back.

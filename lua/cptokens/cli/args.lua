@@ -53,6 +53,9 @@ M.LOCAL = {
   { name = "verify-url", arg = "URL", help = "the cPanel URL the new token is checked on (WHM on another port)" },
   { name = "prefix", arg = "PREFIX", help = "only the rotations of PREFIX" },
   { name = "within", arg = "DURATION", help = "the window for expiring tokens (default 7d)" },
+  { name = "dry-run", flag = true, help = "say what would be created and revoked; change nothing" },
+  { name = "exec", arg = "CMD", help = "hand the new token file's JSON to CMD's standard input (sh -c CMD)" },
+  { name = "exec-timeout", arg = "SECONDS", help = "how long --exec CMD may take (default 60)" },
 }
 
 -- The commands, in help order. args: the positionals' labels (many: any number of the
@@ -62,18 +65,20 @@ M.COMMANDS = {
   { name = "list", module = "tokens", args = {}, min = 0, options = {},
     summary = "the account's tokens: name, created, expiry, state", usage = "cptokens list" },
   { name = "create", module = "tokens", args = { "NAME" }, min = 1, missing = "NAME",
-    options = { "expires-in", "expires-at", "out" }, summary = "create a token; print it (or save it with --out FILE)",
-    usage = "cptokens create NAME [--expires-in DURATION | --expires-at TIME] [--out FILE]" },
+    options = { "expires-in", "expires-at", "out", "exec", "exec-timeout" },
+    summary = "create a token; print it (or save it with --out FILE, or hand it to --exec CMD)",
+    usage = "cptokens create NAME [--expires-in DURATION | --expires-at TIME] [--out FILE | --exec CMD]" },
   { name = "revoke", module = "tokens", args = { "NAME" }, many = true, min = 1, missing = "NAME", options = {},
     summary = "revoke tokens (a missing name is not an error)", usage = "cptokens revoke NAME..." },
   { name = "rename", module = "tokens", args = { "OLD", "NEW" }, min = 2, missing = "OLD and NEW", options = {},
     summary = "rename a token (its secret does not change)", usage = "cptokens rename OLD NEW" },
   { name = "rotate", module = "rotate", args = { "PREFIX" }, min = 1, missing = "PREFIX",
-    options = { "expires-in", "expires-at", "out", "keep", "verify-url" },
+    options = { "expires-in", "expires-at", "out", "keep", "verify-url", "dry-run", "exec", "exec-timeout" },
     summary = "new token PREFIX-<time>, saved to FILE; old ones revoked",
-    usage = "cptokens rotate PREFIX --out FILE [--expires-in DURATION | --expires-at TIME] [--keep N] [--verify-url URL]" },
-  { name = "prune", module = "rotate", args = {}, min = 0, options = { "prefix" },
-    summary = "revoke expired tokens (of PREFIX's rotations only)", usage = "cptokens prune [--prefix PREFIX]" },
+    usage = "cptokens rotate PREFIX --out FILE [--exec CMD] [--expires-in DURATION | --expires-at TIME] [--keep N]"
+      .. " [--verify-url URL] [--dry-run]" },
+  { name = "prune", module = "rotate", args = {}, min = 0, options = { "prefix", "dry-run" },
+    summary = "revoke expired tokens (of PREFIX's rotations only)", usage = "cptokens prune [--prefix PREFIX] [--dry-run]" },
   { name = "audit", module = "rotate", args = {}, min = 0, options = { "within" },
     summary = "report expired and soon-expiring tokens (exit 3 if any)", usage = "cptokens audit [--within DURATION]" },
   -- (the next command groups plug in here: whm, accounts, fleet)

@@ -221,6 +221,18 @@ local function check_out(path, conn)
 end
 
 M.getenv_of, M.envvar, M.connect = getenv_of, envvar, connect
-M.file_conn, M.check_out = file_conn, check_out
+--- --exec CMD: the new token's token file JSON on CMD's standard input (sh -c CMD; its
+-- standard output goes to stderr; the tool's secret variables are not in its environment).
+-- true, or nil, a one-line reason.
+local DEFAULT_EXEC_TIMEOUT = 60
+local function exec_token(ctx, tok, conn)
+  local doc = require("cptokens.store").document(tok, conn)
+  local seconds = ctx.exec_timeout or DEFAULT_EXEC_TIMEOUT
+  local ok, why = require("cptokens.core").exec_input(ctx.opts.exec, doc, seconds)
+  if ok then return true end
+  return nil, "--exec: the command failed: " .. tostring(why)
+end
+
+M.file_conn, M.check_out, M.exec_token = file_conn, check_out, exec_token
 
 return M

@@ -66,7 +66,8 @@ Secrets are never listed: cPanel keeps only a hash of each token.
 ]] .. CONNECTION_HELP
 
 HELP.create = [[
-Usage: cptokens create NAME [--expires-in DURATION | --expires-at TIME] [--out FILE] [CONNECTION]
+Usage: cptokens create NAME [--expires-in DURATION | --expires-at TIME] [--out FILE] [--exec CMD]
+                       [CONNECTION]
 
 Creates a full-access token named NAME (1 to 50 of A-Z a-z 0-9 _ -).
   --expires-in DURATION   e.g. 24h, 30d, 2w, 1d12h, "24 hours"
@@ -76,6 +77,13 @@ Creates a full-access token named NAME (1 to 50 of A-Z a-z 0-9 _ -).
                           FILE is a JSON token file (name, token, expiry, url, user),
                           mode 0600, written atomically and durably; --token-file
                           reads it back (its url and user then serve as defaults)
+  --exec CMD              run sh -c CMD with the token file's JSON on its standard
+                          input (a secrets manager: vault, gh, kubectl, systemd-creds);
+                          the token counts as delivered when CMD exits 0 having read
+                          it all. CMD's output goes to stderr; CPANEL_TOKEN,
+                          CPANEL_PASSWORD, CPANEL_OTP and WHM_TOKEN are not in its
+                          environment. Otherwise (a failure, --exec-timeout SECONDS,
+                          default 60, or nothing read) the new token is revoked.
 
 Without --out, the token alone is printed on standard output, so that
     TOKEN=$(cptokens create deploy --expires-in 24h)
@@ -102,7 +110,7 @@ Renames a token. Its secret does not change.
 
 HELP.rotate = [[
 Usage: cptokens rotate PREFIX --out FILE [--expires-in DURATION | --expires-at TIME] [--keep N]
-                       [--verify-url URL] [CONNECTION]
+                       [--verify-url URL] [--exec CMD] [--dry-run] [CONNECTION]
 
 Creates a new token PREFIX-YYYYMMDDHHMMSS (UTC), checks that it works, stores it
 in FILE (a JSON token file, written atomically and durably, keeping the file's
@@ -119,15 +127,21 @@ failed (one line on stderr for each; the next run retries it).
   --verify-url URL   where the new token is checked: the account's cPanel URL. Needed
                      through WHM (WHM_TOKEN) on a port other than 2087, whose cPanel port
                      cannot be guessed (with 2087, https://host:2083 is used).
+  --exec CMD         also hand the new token to CMD (as create --exec), before FILE is
+                     replaced: if CMD fails, the rotation fails at its store step (the new
+                     token revoked, FILE untouched); if CMD succeeds and FILE cannot be
+                     written, both keep a valid token and nothing is revoked.
+  --dry-run          say what would be created, revoked and kept; change nothing.
 
 ]] .. CONNECTION_HELP
 
 HELP.prune = [[
-Usage: cptokens prune [--prefix PREFIX] [CONNECTION]
+Usage: cptokens prune [--prefix PREFIX] [--dry-run] [CONNECTION]
 
 Revokes expired tokens. With --prefix, only the rotations of PREFIX (the tokens
 `cptokens rotate PREFIX` makes, named PREFIX-YYYYMMDDHHMMSS) are considered.
-Exits 1 if a revocation failed (one line on stderr for each).
+Exits 1 if a revocation failed (one line on stderr for each). With --dry-run,
+the tokens that would be revoked are named and none is.
 
 ]] .. CONNECTION_HELP
 

@@ -13,9 +13,28 @@ local shown, out, out_json, iso = common.shown, common.out, common.out_json, com
 local table_text, expiry_text, state_text, names_of = common.table_text, common.expiry_text, common.state_text,
   common.names_of
 local obj = require("cptokens.cli.json").obj
-local check_out = connect.check_out
+local check_out, exec_token = connect.check_out, connect.exec_token
 
 local run = {}
+local M = {}
+
+-- rotate --dry-run: what a rotation would do now; nothing was created or revoked.
+function M.dry_run(ctx, path, tok, report)
+  local revoke, kept = names_of(report.would_revoke), names_of(report.kept)
+  local foreign, orphans = names_of(report.foreign), names_of(report.orphans)
+  if ctx.opts.json then
+    out_json(ctx, obj("dry_run", true, "would_create", tok.name, "expires_at", tok.expires_at, "out", path,
+      "would_revoke", revoke, "kept", kept, "orphans", orphans, "foreign", foreign))
+    return EXIT_OK
+  end
+  out(ctx, string_format("would create %s, %s, save it to %s%s\n", shown(tok.name), expiry_text(tok), path,
+    ctx.opts.exec and " and hand it to --exec" or ""))
+  for _, n in ipairs(revoke) do out(ctx, "would revoke " .. shown(n) .. "\n") end
+  for _, n in ipairs(kept) do out(ctx, "would keep " .. shown(n) .. "\n") end
+  for _, n in ipairs(foreign) do out(ctx, "would leave alone " .. shown(n) .. " (not held by " .. path .. ")\n") end
+  out(ctx, "dry run: nothing was created, stored or revoked\n")
+  return EXIT_OK
+end
 
 -- cptokens.rotate's function for a command, through the client (the library installs it).
 local function extension(ctx, client, method, opts)
@@ -42,9 +61,11 @@ function run.rotate(ctx, client, pos)
   local opts = ctx.opts
   local path = opts.out
   local ropts = { prefix = pos[1], store = path, expires_in = opts["expires-in"], expires_at = ctx.expires_at,
-                  keep = ctx.keep, verify_url = opts["verify-url"] }
+                  keep = ctx.keep, verify_url = opts["verify-url"], dry_run = opts["dry-run"] or nil }
+  if opts.exec then ropts.deliver = function(tok, conn) return exec_token(ctx, tok, conn) end end
   check_out(path)
   local tok, report = extension(ctx, client, "rotate", ropts)
+  if tok and tok.dry_run then return M.dry_run(ctx, path, tok, report) end
   if not tok then
     if type(report) == "table" and tostring(report.message):find("verify_url", 1, true) then
       exit_with(EXIT_FAIL, error_line(report) .. " (the tool's option: --verify-url URL)", report)
@@ -82,18 +103,24 @@ function run.rotate(ctx, client, pos)
 end
 
 function run.prune(ctx, client)
-  local res, err = extension(ctx, client, "prune", { prefix = ctx.opts.prefix })
+  local dry = ctx.opts["dry-run"] or nil
+  local res, err = extension(ctx, client, "prune", { prefix = ctx.opts.prefix, dry_run = dry })
   if not res then fail(err) end
-  local revoked = names_of(res.revoked)
+  local revoked = names_of(dry and res.would_revoke or res.revoked)
   local kept = res.kept
   if type(kept) == "table" then kept = #kept end
   local errors, failed = partial_errors(ctx, "prune", res)
   if ctx.opts.json then
-    out_json(ctx, obj("revoked", revoked, "kept", kept or 0, "errors", errors))
+    if dry then
+      out_json(ctx, obj("dry_run", true, "would_revoke", revoked, "revoked", {}, "kept", kept or 0, "errors", errors))
+    else
+      out_json(ctx, obj("revoked", revoked, "kept", kept or 0, "errors", errors))
+    end
   else
-    for _, n in ipairs(revoked) do out(ctx, "revoked " .. shown(n) .. "\n") end
-    out(ctx, string_format("%d expired token%s revoked, %d kept\n", #revoked, #revoked == 1 and "" or "s",
-      kept or 0))
+    local verb = dry and "would revoke " or "revoked "
+    for _, n in ipairs(revoked) do out(ctx, verb .. shown(n) .. "\n") end
+    out(ctx, string_format("%d expired token%s %s, %d kept%s\n", #revoked, #revoked == 1 and "" or "s",
+      dry and "would be revoked" or "revoked", kept or 0, dry and " (dry run: nothing was revoked)" or ""))
   end
   return failed and EXIT_FAIL or EXIT_OK
 end

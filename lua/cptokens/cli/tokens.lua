@@ -16,7 +16,7 @@ local table_text, expiry_text, state_text, interrupted = common.table_text, comm
   common.interrupted
 -- the JSON encoder only under --json (a human listing does not compile it)
 local function json() return require "cptokens.cli.json" end
-local file_conn, check_out = connect.file_conn, connect.check_out
+local file_conn, check_out, exec_token = connect.file_conn, connect.check_out, connect.exec_token
 
 local unpack = table.unpack or unpack -- luacheck: ignore (Lua 5.1)
 
@@ -39,10 +39,11 @@ local function token_fields(t, now, full)
     "remaining", rem, "has_full_access", full }
 end
 
--- create's JSON document: the fields list has, then the token (or null) and the file (or null).
-local function created_doc(tok, token, path)
+-- create's JSON document: the fields list has, then the token (or null), the file (or null)
+-- and whether --exec took it.
+local function created_doc(tok, token, path, exec)
   local f = token_fields(tok, os_time(), true) -- create makes full-access tokens
-  f[17], f[18], f[19], f[20], f.n = "token", token, "out", path, 20
+  f[17], f[18], f[19], f[20], f[21], f[22], f.n = "token", token, "out", path, "exec", exec == true, 22
   return json().obj(unpack(f, 1, f.n))
 end
 
@@ -81,25 +82,33 @@ local function deliver(ctx, client, tok, path, delivered)
     ctx.signal_said = true
     exit_with(code, "cptokens: interrupted by " .. sig .. " before the token was delivered")
   end
+  if ctx.opts.exec then
+    local ok, why = exec_token(ctx, tok, file_conn(client))
+    if not ok then exit_with(EXIT_FAIL, "cptokens: " .. why) end
+  end
   if path then
     local ok, serr = save_token(client, path, tok)
     if not ok then
       exit_with(EXIT_FAIL, "cptokens: io: cannot save the token to " .. path .. ": "
         .. error_line(serr):gsub("^cptokens: ", ""))
     end
+  end
+  if path or ctx.opts.exec then
     delivered()
-    ctx.signal_note = "the token " .. shown(tok.name) .. " was saved to " .. path .. " and stays valid"
+    local where = path and ("saved to " .. path) or "handed to --exec"
+    if path and ctx.opts.exec then where = where .. " and handed to --exec" end
+    ctx.signal_note = "the token " .. shown(tok.name) .. " was " .. where .. " and stays valid"
     if ctx.opts.json then
-      out_json(ctx, created_doc(tok, json().NULL, path))
+      out_json(ctx, created_doc(tok, json().NULL, path or json().NULL, ctx.opts.exec ~= nil))
     else
-      out(ctx, string_format("created %s, %s; token saved to %s\n", shown(tok.name), expiry_text(tok), path))
+      out(ctx, string_format("created %s, %s; token %s\n", shown(tok.name), expiry_text(tok), where))
     end
     return
   end
   local text
   if ctx.opts.json then
     local J = json()
-    text = J.encode(created_doc(tok, J.verbatim(tok.token), J.NULL), ctx.scrub) .. "\n"
+    text = J.encode(created_doc(tok, J.verbatim(tok.token), J.NULL, false), ctx.scrub) .. "\n"
   else
     text = tok.token .. "\n"
   end
