@@ -338,6 +338,8 @@ typedef struct cpt_job {
  * multi handle could not be set up (every job then fails with a message).
  */
 CPT_HIDDEN int cpt_curl_batch(cpt_job_t *jobs, size_t n, int concurrency);
+CPT_HIDDEN int cpt_curl_peer_cert(const char *url, long timeout_ms, cpt_buf_t *out, char *err,
+                                  size_t errlen); /* the certificate url presents, unverified */
 CPT_HIDDEN void cpt_xfer_release(cpt_xfer_t *x);
 CPT_HIDDEN void cpt_curl_open(lua_State *L);
 

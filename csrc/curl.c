@@ -453,6 +453,55 @@ done:
   return rc;
 }
 
+/*
+ * The certificate a TLS server presents for url, read without verifying it and without
+ * sending any request (CURLOPT_CONNECT_ONLY): the command-line tool names the issuer and
+ * the names of a certificate that failed verification. Appends "Subject:...", "Issuer:..."
+ * and "X509v3 Subject Alternative Name:..." lines of the leaf certificate to out. 0, or -1
+ * with err filled.
+ */
+int cpt_curl_peer_cert(const char *url, long timeout_ms, cpt_buf_t *out, char *err, size_t errlen) {
+  static const char *const wanted[] = {"Subject:", "Issuer:", "X509v3 Subject Alternative Name:", NULL};
+  struct curl_certinfo *ci = NULL;
+  struct curl_slist *f;
+  CURLcode rc;
+  CURL *e = curl_easy_init();
+  int i;
+  if (!e) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+  curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+  curl_easy_setopt(e, CURLOPT_CERTINFO, 1L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_PROXY, "");
+  rc = curl_easy_perform(e);
+  if (rc == CURLE_OK) rc = curl_easy_getinfo(e, CURLINFO_CERTINFO, &ci);
+  if (rc != CURLE_OK || !ci || ci->num_of_certs < 1) {
+    snprintf(err, errlen, "%s", rc != CURLE_OK ? curl_easy_strerror(rc) : "no certificate");
+    curl_easy_cleanup(e);
+    return -1;
+  }
+  for (f = ci->certinfo[0]; f; f = f->next) {
+    for (i = 0; wanted[i]; i++) {
+      if (strncmp(f->data, wanted[i], strlen(wanted[i])) == 0 &&
+          (cpt_buf_adds(out, f->data) != 0 || cpt_buf_add(out, "\n", 1) != 0)) {
+        snprintf(err, errlen, "out of memory");
+        curl_easy_cleanup(e);
+        return -1;
+      }
+    }
+  }
+  curl_easy_cleanup(e);
+  return 0;
+}
+
 void cpt_curl_open(lua_State *L) {
   static int initialised = 0;
   curl_version_info_data *v;

@@ -32,6 +32,11 @@
  *   (SIGTERM to its group, then SIGKILL) after seconds, or when INT, TERM or HUP arrives
  *   while it runs (deferred signals); the message says why it failed. input must fit a
  *   pipe's buffer (64 KiB on Linux; a token file is well under 4 KiB).
+ * core.peer_certificate(url, seconds) -> { subject, issuer, names }; or nil, message
+ *   The leaf certificate an https server presents, read without verifying it and without
+ *   sending a request (for the tool's advice after a verification failure); names is the
+ *   subject alternative name list as OpenSSL prints it ("DNS:a, IP Address:..."), or nil.
+ * core.isatty(fd) -> whether descriptor fd (0, 1 or 2) is a terminal
  * core.file_mode(path) -> permission bits (e.g. 420 for 0644), "file" | "directory" |
  *   "other"; or nil, message (stat(2): a link is followed, as opening it would)
  */
@@ -380,11 +385,52 @@ static int l_exec_input(lua_State *L) {
   return 2;
 }
 
+static void set_line(lua_State *L, const char *text, const char *key, const char *field) {
+  const char *p = strstr(text, key);
+  size_t n;
+  if (!p) return;
+  p += strlen(key);
+  n = strcspn(p, "\n");
+  while (n > 0 && p[0] == ' ') p++, n--;
+  lua_pushlstring(L, p, n);
+  lua_setfield(L, -2, field);
+}
+
+static int l_peer_certificate(lua_State *L) {
+  size_t ulen;
+  const char *url = luaL_checklstring(L, 1, &ulen);
+  double seconds = luaL_checknumber(L, 2);
+  cpt_buf_t b;
+  char err[256];
+  if (strlen(url) != ulen) return luaL_argerror(L, 1, "a URL without NUL bytes");
+  memset(&b, 0, sizeof b);
+  if (cpt_curl_peer_cert(url, (long)(seconds * 1000), &b, err, sizeof err) != 0 ||
+      cpt_buf_add(&b, "", 1) != 0) {
+    cpt_buf_free(&b);
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_newtable(L);
+  set_line(L, b.p, "Subject:", "subject");
+  set_line(L, b.p, "Issuer:", "issuer");
+  set_line(L, b.p, "X509v3 Subject Alternative Name:", "names");
+  cpt_buf_free(&b);
+  return 1;
+}
+
+static int l_isatty(lua_State *L) {
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  lua_pushboolean(L, fd >= 0 && fd <= 2 && isatty((int)fd));
+  return 1;
+}
+
 void cpt_proc_open(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"guard_signals", l_guard_signals}, {"defer_signals", l_defer_signals},
       {"pending_signal", l_pending_signal}, {"no_core_dumps", l_no_core_dumps},
       {"read_tty_secret", l_read_tty_secret}, {"file_mode", l_file_mode},
-      {"exec_input", l_exec_input}, {NULL, NULL}};
+      {"exec_input", l_exec_input}, {"peer_certificate", l_peer_certificate},
+      {"isatty", l_isatty}, {NULL, NULL}};
   cpt_setfuncs(L, fns);
 }

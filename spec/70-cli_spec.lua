@@ -115,11 +115,14 @@ describe("cptokens command-line tool", function()
 
   local function pw() return { CPANEL_PASSWORD = ALICE_PW } end
 
-  -- A usage or failure line: exactly one line on stderr, no traceback, nothing on stdout.
+  -- A usage or failure line: exactly one line on stderr (and the hints that may follow it,
+  -- each a line "cptokens: hint: ..."), no traceback, nothing on stdout.
   local function assert_one_line(r, code, pattern)
     assert.are.equal(code, r.code, "exit status; stderr: " .. r.err)
     assert.are.equal("", r.out)
-    assert.is_truthy(r.err:match("^cptokens: [^\n]+\n$"), "one line on stderr, got: " .. r.err)
+    assert.is_truthy(r.err:match("^cptokens: [^\n]+\n") and not r.err:match("^cptokens: hint")
+      and r.err:gsub("cptokens: hint: [^\n]+\n", ""):match("^cptokens: [^\n]+\n$"),
+      "one line on stderr, got: " .. r.err)
     assert.is_falsy(r.err:find("traceback", 1, true))
     assert.is_falsy(r.err:find("%.lua:%d+"))
     if pattern then
@@ -842,7 +845,9 @@ describe("cptokens command-line tool", function()
       o, e = sink(), sink()
       assert.are.equal(1, cli.main({ "list" }, { CPANEL_URL = srv.url, CPANEL_USER = "alice",
         CPANEL_CAFILE = srv.cafile, CPANEL_PASSWORD = "nope" }, { stdout = o, stderr = e }))
-      assert.is_truthy(e:text():match("^cptokens: auth: [^\n]+\n$"))
+      assert.is_truthy(e:text():match("^cptokens: auth: [^\n]+\ncptokens: hint: the server refused the account"
+        .. " password from CPANEL_PASSWORD for user alice at https://[^\n]+\n$"), e:text())
+      assert.is_nil(e:text():find("nope", 1, true))
       -- an internal error is one line, without the secret
       e = sink()
       local broken = { write = function() error("boom " .. ALICE_PW) end, flush = function() return true end }

@@ -85,4 +85,19 @@ describe("cptokens on a terminal #novalgrind", function()
     assert.truthy(text:find("rc=143", 1, true), text)
     assert.truthy(text:find("\ntty:echo"), "the echo stayed off: " .. text)
   end)
+
+  it("create printing the token to a terminal says it is shown this once; to a pipe it does not", function()
+    local pwfile = tmp .. "/pw"
+    util.write_private(pwfile, srv.accounts.alice.password .. "\n")
+    local ts, w = on_tty("cptokens create shown-once --password-file " .. q(pwfile) .. "; echo rc=$?;"
+      .. " cptokens create piped --password-file " .. q(pwfile) .. " 2>&1 | sed 's/^/piped:/'; echo rc2=$?")
+    local text = wait_for(ts, "rc2=%d+", 30)
+    w:close()
+    assert.truthy(text:find("rc=0", 1, true), text)
+    local note = "the token is shown this once"
+    local first, second = text:match("^(.-)rc=0(.*)$")
+    assert.truthy(first:find(note, 1, true), "the note on a terminal: " .. text)
+    assert.falsy(second:find(note, 1, true), "no note when standard output is a pipe: " .. text)
+    assert.truthy(second:find("piped:[0-9A-Z]+"), text)
+  end)
 end)

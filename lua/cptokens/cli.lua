@@ -233,6 +233,10 @@ function _M.main(argv, env, streams)
     if json and not ctx.json_written then pcall(common.out_json, ctx, common.json_error(res)) end
     pcall(ctx.stdout.flush, ctx.stdout)
     say(ctx, res.message)
+    if res.cause then
+      local hok, lines = pcall(require("cptokens.cli.hints").lines, ctx, res.cause)
+      for _, line in ipairs(hok and lines or {}) do say(ctx, "cptokens: hint: " .. line) end
+    end
   end
   local pok, flushed, ferr = pcall(ctx.stdout.flush, ctx.stdout)
   if not (pok and flushed) and code == EXIT_OK then

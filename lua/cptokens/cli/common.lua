@@ -24,7 +24,8 @@ local Exit = {}
 -- err (optional): the library's error object it comes from (its HTTP status goes into the
 -- JSON form of the error, see json_error).
 local function exit_with(code, message, err)
-  error(setmetatable({ code = code, message = message, status = type(err) == "table" and err.status or nil }, Exit), 0)
+  error(setmetatable({ code = code, message = message, status = type(err) == "table" and err.status or nil,
+                       cause = type(err) == "table" and err or nil }, Exit), 0)
 end
 
 local function usage(fmt, ...)

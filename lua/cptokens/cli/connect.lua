@@ -169,14 +169,31 @@ local function credentials(ctx, opts)
   return cred
 end
 
+-- A token file's own server and account are never overridden silently: a stale CPANEL_URL
+-- (or --url) would send the file's token to another server. Refused, naming both.
+local function check_file_conn(ctx, opts, file, url, user)
+  if file.url and not require("cptokens.store").same_server(url, file.url) then
+    usage("--token-file %s holds a token for %s, but %s says %s: the token would go to another server "
+      .. "(unset %s, or use that server's token file)", one_line(ctx.cred.file), one_line(file.url),
+      opts.url and "--url" or "CPANEL_URL", one_line(url), opts.url and "--url" or "CPANEL_URL")
+  end
+  if file.user and user ~= file.user then
+    usage("--token-file %s holds a token of the account %s, but %s says %s (unset %s, or use that"
+      .. " account's token file)", one_line(ctx.cred.file), one_line(file.user),
+      opts.user and "--user" or "CPANEL_USER", one_line(user), opts.user and "--user" or "CPANEL_USER")
+  end
+end
+
 local function connect(ctx, opts)
   local cred = credentials(ctx, opts)
+  ctx.cred = cred
   -- A token file written by create --out or rotate also names its server.
   local file = ctx.file_conn or {}
   local url = opts.url or envvar(ctx, "CPANEL_URL") or file.url
   if not url then usage("no server: use --url URL or set CPANEL_URL (e.g. https://host.example.com:2083)") end
   local user = opts.user or envvar(ctx, "CPANEL_USER") or file.user
   if not user then usage("no account: use --user USER or set CPANEL_USER") end
+  check_file_conn(ctx, opts, file, url, user)
   local o = {
     url = url, user = user,
     cafile = opts.cafile or envvar(ctx, "CPANEL_CAFILE") or file.cafile,
@@ -189,7 +206,11 @@ local function connect(ctx, opts)
   if cred.kind == "whm_token" then o.whm_user = opts["whm-user"] end
   ctx.users[#ctx.users + 1] = user
   if cred.kind == "whm_token" then ctx.users[#ctx.users + 1] = opts["whm-user"] or "root" end
-  ctx.cred = cred
+  ctx.target = { url = url, user = user, whm_user = o.whm_user }
+  if o.insecure then
+    say(ctx, "cptokens: warning: --insecure: the server's certificate is not checked; whoever answers"
+      .. " gets the credential and the tokens")
+  end
   local ok, client, err = pcall(require("cptokens").new, o)
   if not ok then
     usage("%s", (one_line(client):gsub("^cptokens[.:]%s*", "")))

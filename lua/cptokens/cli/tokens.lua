@@ -11,7 +11,8 @@ local os_time = os.time
 local EXIT_OK, EXIT_FAIL, EXIT_USAGE = common.EXIT.OK, common.EXIT.FAIL, common.EXIT.USAGE
 local Exit, exit_with, fail, one_line, error_line = common.Exit, common.exit_with, common.fail, common.one_line,
   common.error_line
-local shown, out, out_json, flush, iso = common.shown, common.out, common.out_json, common.flush, common.iso
+local shown, out, out_json, flush, iso, say = common.shown, common.out, common.out_json, common.flush, common.iso,
+  common.say
 local table_text, expiry_text, state_text, interrupted = common.table_text, common.expiry_text, common.state_text,
   common.interrupted
 -- the JSON encoder only under --json (a human listing does not compile it)
@@ -111,6 +112,10 @@ local function deliver(ctx, client, tok, path, delivered)
     text = J.encode(created_doc(tok, J.verbatim(tok.token), J.NULL, false), ctx.scrub) .. "\n"
   else
     text = tok.token .. "\n"
+  end
+  if ctx.stdout == io.stdout and require("cptokens.core").isatty(1) then
+    say(ctx, "cptokens: note: the token is shown this once (cPanel keeps only a hash of it): store it"
+      .. " now, or next time use --out FILE or --exec CMD")
   end
   local ok, werr = ctx.stdout:write(text)
   if ok then ok, werr = flush(ctx) end
