@@ -34,7 +34,7 @@ external_dependencies = {
 -- The modules, installed by the Makefile's install rule (check-rockspec.sh checks each):
 --   cptokens (init.lua), cptokens.core (csrc/, core.so), cptokens.time, cptokens.store,
 --   cptokens.rotate, cptokens.ngx, cptokens.cli, and the CLI's parts in cptokens/cli/:
---   cptokens.cli.args, .parser, .common, .json, .connect, .tokens, .rotate, .help;
+--   cptokens.cli.args, .parser, .common, .json, .connect, .tokens, .rotate, .help, .hints;
 --   bin/cptokens, and the completion scripts (completions/) for bash, zsh and fish.
 build = {
   -- One build path: the Makefile, driven with LuaRocks' own variables.

@@ -11,7 +11,7 @@
 
 #include "compat.h"
 
-#define CPT_VERSION "0.1.0"
+#define CPT_VERSION "0.2.0"
 
 #define CPT_NAME_MAX 50                       /* cPanel's limit on a token name */
 #define CPT_EXPIRES_MAX 67767976233521999LL   /* largest expires_at cPanel takes */

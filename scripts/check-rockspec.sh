@@ -6,8 +6,22 @@ LUA_VERSION=${LUA_VERSION:-5.4}
 LUA=${LUA:-lua$LUA_VERSION}
 tree=$(mktemp -d /tmp/cptokens-rock.XXXXXX)
 trap 'rm -rf "$tree"' EXIT
+# The release rockspec and the scm one describe the same build: they differ only in version
+# and source tag, and the release's version is the one the module reports.
+release=$(ls cptokens-[0-9]*.rockspec | sort -V | tail -n 1)
+sed -e '/^version = /d' -e '/^  tag = /d' "$release" >"$tree/release.txt"
+sed -e '/^version = /d' -e '/^  tag = /d' cptokens-scm-1.rockspec >"$tree/scm.txt"
+cmp -s "$tree/release.txt" "$tree/scm.txt" ||
+  { echo "check-rockspec: $release and cptokens-scm-1.rockspec differ beyond version and tag" >&2; exit 1; }
+want=$(sed -n 's/^version = "\([0-9.]*\)-[0-9]*"$/\1/p' "$release")
+grep -q "define CPT_VERSION \"$want\"" csrc/cptokens.h ||
+  { echo "check-rockspec: $release is $want but csrc/cptokens.h says otherwise" >&2; exit 1; }
+grep -q "cptokens $want" docs/cptokens.1 ||
+  { echo "check-rockspec: docs/cptokens.1 does not name version $want" >&2; exit 1; }
+grep -q "^## $want " CHANGELOG.md ||
+  { echo "check-rockspec: CHANGELOG.md has no section for $want" >&2; exit 1; }
 luarocks --lua-version "$LUA_VERSION" --tree "$tree" make --deps-mode=none \
-  cptokens-scm-1.rockspec >"$tree/build.log" 2>&1 || { cat "$tree/build.log"; exit 1; }
+  "$release" >"$tree/build.log" 2>&1 || { cat "$tree/build.log"; exit 1; }
 for f in lua/cptokens/*.lua lua/cptokens/cli/*.lua; do
   test -f "$tree/share/lua/$LUA_VERSION/${f#lua/}" ||
     { echo "check-rockspec: $f was not installed" >&2; exit 1; }
@@ -21,6 +35,6 @@ test -f "$tree/lib/lua/$LUA_VERSION/cptokens/core.so" ||
   local c = require 'cptokens'
   assert(package.searchpath == nil or package.searchpath('cptokens.core', package.cpath):find('$tree', 1, true),
     'core.so loaded from outside the rock tree')
-  assert(c._VERSION:match('^%d+%.%d+%.%d+$'), 'bad _VERSION')
+  assert(c._VERSION == '$want', 'the rock reports ' .. c._VERSION .. ', not $want')
   print('check-rockspec: luarocks make installed cptokens ' .. c._VERSION .. ' for Lua $LUA_VERSION')
 "
