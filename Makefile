@@ -39,7 +39,7 @@ BUSTED := $(LUA) /usr/bin/busted
 
 .PHONY: all deps test test-all test-suite test-valgrind lint demo sandbox install uninstall clean check-rockspec rock install-rock
 .PHONY: test-asan fuzz test-soak test-chaos
-.PHONY: bench completions
+.PHONY: bench completions docs
 
 # Shell completion scripts, generated from the CLI's parser (lua-argparse) and committed
 # (spec/71 checks that they match what the parser generates now).
@@ -157,6 +157,15 @@ lint:
 
 check-rockspec:
 	sh scripts/check-rockspec.sh
+
+# The API reference generated from the modules' comments (LDoc, Debian lua-ldoc), in build/docs/;
+# a warning fails it, so that the comments stay what LDoc reads. The pages are docs/*.md.
+docs:
+	@sh scripts/deps.sh lua-ldoc
+	@rm -rf build/docs
+	@ldoc -c config.ld . >build/ldoc.log 2>&1; status=$$?; cat build/ldoc.log; \
+	  if [ $$status -ne 0 ] || grep -q "lua:[0-9]*:" build/ldoc.log; then exit 1; fi
+	@echo "docs: build/docs/index.html"
 
 demo: deps
 	$(MAKE) all

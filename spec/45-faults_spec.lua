@@ -178,8 +178,8 @@ describe("fault matrix (libcurl transport)", function()
     c:close()
   end)
 
-  it("README's fault matrix lists every case with its error kind", function()
-    local f = assert(io.open("README.md", "rb"))
+  it("the docs' fault matrix (docs/security.md) lists every case with its error kind", function()
+    local f = assert(io.open("docs/security.md", "rb"))
     local readme = f:read("*a")
     f:close()
     local rows = {}

@@ -31,9 +31,9 @@ end
 
 local function readme() return assert(util.read_file("README.md")) end
 
--- The ```sh block of README that contains marker.
+-- The ```sh block of README or docs/cli.md that contains marker.
 local function readme_block(marker)
-  for block in readme():gmatch("```sh\n(.-)```") do
+  for block in (readme() .. assert(util.read_file("docs/cli.md"))):gmatch("```sh\n(.-)```") do
     if block:find(marker, 1, true) then return block end
   end
   error("README has no sh block with " .. marker)

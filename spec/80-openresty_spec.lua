@@ -190,12 +190,12 @@ describe("OpenResty #novalgrind", function()
     assert.is_true(t.ok, t.err and t.err.text)
   end)
 
-  it("README shows the nginx.conf block these tests run, and it works", function()
-    local f = assert(io.open("README.md", "rb"))
+  it("docs/openresty.md shows the nginx.conf block these tests run, and it works", function()
+    local f = assert(io.open("docs/openresty.md", "rb"))
     local readme = f:read("*a")
     f:close()
-    local section = readme:match("\n## OpenResty.-\n## ")
-    assert.is_string(section, "README has an OpenResty section")
+    local section = readme:match("^# OpenResty.*$")
+    assert.is_string(section, "docs/openresty.md is the OpenResty page")
     local function lines(s)
       local t = {}
       for line in s:gmatch("[^\n]*") do

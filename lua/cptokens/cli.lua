@@ -63,9 +63,9 @@ end
 _M._json = function(...) return require("cptokens.cli.json").encode(...) end
 _M._obj = function(...) return require("cptokens.cli.json").obj(...) end
 
----------------------------------------------------------------------------
+-- --------------------------------------------------------------------------
 -- Option values, checked before anything is sent (usage errors, exit 2)
----------------------------------------------------------------------------
+-- --------------------------------------------------------------------------
 
 local function parse_seconds(opt, v)
   if type(v) ~= "string" or not (v:match("^%d+$") or v:match("^%d+%.%d+$") or v:match("^%.%d+$")) then
@@ -84,9 +84,9 @@ local function check_duration(opt, v)
   return d
 end
 
----------------------------------------------------------------------------
+-- --------------------------------------------------------------------------
 -- main
----------------------------------------------------------------------------
+-- --------------------------------------------------------------------------
 
 local function help(ctx, topic)
   local text = require("cptokens.cli.help")[topic or ""]

@@ -19,11 +19,13 @@
 -- Runtime failures return nil, err (an error object); misuse raises at the
 -- caller's line. Inside nginx each operation is wrapped here to pick its
 -- transport per call (ngx.lua); elsewhere the C methods are used as they are.
--- Where to look: README.md (the API), ARCHITECTURE.md (the map, the call flows,
+-- Where to look: docs/api.md (the API), ARCHITECTURE.md (the map, the call flows,
 -- the contracts between modules), CONTRIBUTING.md (build and test).
 --
 -- Depends on: cptokens.core, cptokens.time, cptokens.util; cptokens.ngx inside
 -- nginx; cptokens.rotate and cptokens.store when first used.
+--
+-- @module cptokens
 local core = require "cptokens.core"
 local time = require "cptokens.time"
 local util = require "cptokens.util"
@@ -46,7 +48,7 @@ local forced = setmetatable({}, { __mode = "k" }) -- client -> "curl" | "ngx" (o
 local whm_module -- cptokens.whm, once a WHM client was made
 
 --- Creates a client. Misuse raises; bad values return nil, err (kind "invalid").
--- transport = "curl" | "ngx" forces a transport (default: chosen per call, see README).
+-- transport = "curl" | "ngx" forces a transport (default: chosen per call, see docs/openresty.md).
 function _M.new(opts)
   if type(opts) ~= "table" then
     error("cptokens.new: expected a table of options, got " .. type(opts), 2)
@@ -131,7 +133,7 @@ end
 
 --- cptokens.whm{ url, user, token | password [, otp], cafile, ... } -> whm, or nil, err
 -- The client of a WHM account (root or a reseller) for its own API tokens and the
--- accounts it can act for: see cptokens.whm (lua/cptokens/whm.lua) and README.
+-- accounts it can act for: see cptokens.whm (lua/cptokens/whm.lua) and docs/whm.md.
 function _M.whm(opts)
   whm_module = whm_module or require "cptokens.whm"
   local w, err = whm_module.open(_M.new, opts)

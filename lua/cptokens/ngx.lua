@@ -4,7 +4,7 @@
 -- it parses HTTP framing only, never JSON or cPanel's envelope.
 --
 -- Used by cptokens (init.lua) inside nginx where cosockets work; it loads
--- anywhere, but only does I/O inside nginx. Choices (see README, "OpenResty"):
+-- anywhere, but only does I/O inside nginx. Choices (see docs/openresty.md):
 --   * TLS: SNI and certificate verification against nginx's
 --     lua_ssl_trusted_certificate, host names checked; `insecure = true` is
 --     the only way off. nginx matches certificates against host names only,
@@ -16,6 +16,8 @@
 --   * timeout is a deadline over the whole request; connect_timeout bounds
 --     the connection; max_response bounds the body.
 -- HTTP framing (writing the request, reading the reply) is cptokens.ngx_http's.
+--
+-- @module cptokens.ngx
 local core = require "cptokens.core"
 local http = require "cptokens.ngx_http"
 
@@ -47,7 +49,7 @@ function _M.available()
     .. " (only in rewrite, access, content, ngx.timer and ssl_* callbacks)"
 end
 
----------------------------------------------------------------- targets
+-- --------------------------------------------------------------- targets
 
 -- "scheme://authority/..." -> scheme, host (lowercase, IPv6 in brackets), authority
 local function split_url(url)
@@ -111,7 +113,7 @@ function _M._hosts()
   return hosts
 end
 
----------------------------------------------------------------- per-client settings
+-- --------------------------------------------------------------- per-client settings
 
 local settings = setmetatable({}, { __mode = "k" }) -- client -> what requests need
 

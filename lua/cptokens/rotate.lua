@@ -73,7 +73,7 @@ local function client_for(new, conn, extra)
   return c, cerr
 end
 
-------------------------------------------------------- cPanel-user tokens
+-- ------------------------------------------------------ cPanel-user tokens
 
 --- The family of cPanel-user tokens (client:rotate); new is cptokens.new.
 local function cpanel_family(new)
@@ -110,7 +110,7 @@ local function cpanel_family(new)
   return fam
 end
 
---------------------------------------------------------- WHM API tokens
+-- -------------------------------------------------------- WHM API tokens
 
 local WHM_OPTIONS = { acls = true, whitelist_ips = true }
 
@@ -187,7 +187,7 @@ function M.whm_risks(t)
   return risks
 end
 
------------------------------------------------------------------- install
+-- ----------------------------------------------------------------- install
 
 --- The rotate, prune and audit of WHM API tokens for cptokens.whm (its core client c).
 function M.whm(new)

@@ -63,7 +63,7 @@ local function prune(self, opts, fam)
   return report
 end
 
-------------------------------------------------------------------- audit
+-- ------------------------------------------------------------------ audit
 
 local AUDIT_OPTIONS = { within = true, now = true }
 

@@ -62,7 +62,7 @@ local function check_path_arg(fn, path, level)
   return true
 end
 
------------------------------------------------------------------ encoding
+-- ---------------------------------------------------------------- encoding
 
 local function jstr(s)
   return (cjson.encode(s))
@@ -96,7 +96,7 @@ local function encode(tok, conn, history)
   return "{\n  " .. table.concat(parts, ",\n  ") .. "\n}\n"
 end
 
------------------------------------------------------------------ decoding
+-- ---------------------------------------------------------------- decoding
 
 local function toint(v)
   if math_tointeger then return math_tointeger(v) or v end
@@ -182,13 +182,9 @@ local function read(path)
   return text or ""
 end
 
---------------------------------------------------------------------- API
+-- -------------------------------------------------------------------- API
 
---- Writes a token file durably, mode 0600, replacing path atomically.
--- @param path where to write
--- @param tok { name, token, create_time, expires_at } as returned by client:create
--- @param conn client:info() (or the client itself): url, user, cafile?, capath?
--- @return true, or nil, err (kind "invalid", naming the path)
+-- tok and conn as save and document take them (raises on misuse); conn as a table.
 local function check_token(fn, tok, conn, level)
   if type(tok) ~= "table" or type(tok.name) ~= "string" or type(tok.token) ~= "string" then
     error("cptokens.store." .. fn .. ": tok must be a token table with name and token", level + 1)
@@ -208,6 +204,13 @@ local function check_token(fn, tok, conn, level)
   return conn
 end
 
+--- Writes a token file durably, mode 0600, replacing path atomically.
+-- @param path where to write
+-- @param tok { name, token, create_time, expires_at } as returned by client:create
+-- @param conn client:info() (or the client itself): url, user, cafile?, capath?
+-- @param opts nil, or { history = names of older tokens this store keeps, nofollow = true:
+--   a symbolic link at path is replaced, not followed }
+-- @return true, or nil, err (kind "invalid", naming the path)
 function _M.save(path, tok, conn, opts)
   local ok, err = check_path_arg("save", path, 2)
   local history = opts and opts.history
@@ -302,7 +305,7 @@ function _M.check(path, conn)
   return true
 end
 
------------------------------------------------------------------ locks
+-- ---------------------------------------------------------------- locks
 
 local Lock = {}
 Lock.__index = Lock

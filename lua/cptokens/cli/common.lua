@@ -55,7 +55,7 @@ local function fail(err, prefix)
   exit_with(EXIT_FAIL, error_line(err, prefix), err)
 end
 
--- The error kinds a line "cptokens: <kind>: ..." may name (README, Error handling).
+-- The error kinds a line "cptokens: <kind>: ..." may name (docs/api.md, Error handling).
 local KINDS = { invalid = true, auth = true, api = true, http = true, tls = true, timeout = true,
                 network = true, protocol = true, io = true }
 

@@ -35,7 +35,7 @@ local MAX_SECRET_FILE = 65536
 -- Warns (one line on stderr) when a secret file can be read by its group or by others, as
 -- ssh does. A warning, not a refusal: the secret is already exposed, a deliberate 0640
 -- root:service file is a working set-up, and a refusal would stop the cron rotation that
--- keeps the service's token alive (README, "Secret files").
+-- keeps the service's token alive (docs/cli.md, "Secret files").
 local function check_mode(ctx, opt, path)
   local mode, kind = core.file_mode(path)
   if not mode or kind ~= "file" then return end -- a pipe, a device, /dev/stdin: not ours to judge
