@@ -174,7 +174,7 @@ demo: deps
 # The sandbox server in the foreground, with the `export` lines to try the CLI by hand.
 sandbox: deps
 	@$(MAKE) --no-print-directory -s all
-	@CPTOKENS_BUILD=$(BUILD) $(LUA) scripts/sandbox.lua
+	@CPTOKENS_BUILD=$(BUILD) CPTOKENS_LUA=$(LUA) $(LUA) scripts/sandbox.lua
 
 # Benchmarks against baselines, written to bench/RESULTS.md (a few minutes; timing-dependent,
 # so not part of `make test` or CI). bench/bench.lua says what each figure compares.

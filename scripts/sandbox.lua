@@ -27,13 +27,20 @@ local ok, failure = pcall(function()
   util.write_private(files.bob_otp, a.bob.otp .. "\n")
   util.write_private(files.root, a.root.token .. "\n")
   local root = util.capture("pwd"):gsub("%s+$", "")
+  -- bin/cptokens names lua5.4; the sandbox's own launcher runs the Lua this build is for
+  -- (make sandbox LUA_VERSION=5.1 builds build/5.1, which lua5.4 cannot load)
+  local lua = os.getenv("CPTOKENS_LUA") or arg[-1] or "lua5.4"
+  util.execute("mkdir -p " .. q(dir .. "/bin"))
+  util.write_file(dir .. "/bin/cptokens", ("#!/bin/sh\nexec %s %s \"$@\"\n")
+    :format(q(lua), q(root .. "/bin/cptokens")))
+  util.execute("chmod 0755 " .. q(dir .. "/bin/cptokens"))
   say("# cptokens sandbox: a fake cPanel server on 127.0.0.1 (real HTTPS, its own CA).")
   say("# In another shell, paste these lines (Ctrl-C here stops the sandbox):")
   say("export CPANEL_URL=%s CPANEL_USER=alice", srv.url)
   say("export CPANEL_CAFILE=%s", q(srv.cafile))
   say("export LUA_PATH=%s LUA_CPATH=%s", q(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"),
       q(root .. "/" .. build .. "/?.so;;"))
-  say("export PATH=%s:\"$PATH\"", q(root .. "/bin"))
+  say("export PATH=%s:\"$PATH\"", q(dir .. "/bin"))
   say("# Accounts (the secrets are in 0600 files; never on the command line):")
   say("#   alice  password: --password-file %s", f("alice.password"))
   say("#   bob    password + two-factor: --password-file %s --otp-file %s", f("bob.password"),
