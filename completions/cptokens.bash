@@ -91,6 +91,56 @@ _cptokens() {
                 opts="$opts --within"
                 break
                 ;;
+            whm)
+                cmd="whm"
+                opts="$opts "
+                args=("${args[@]:1}")
+                for arg in "${args[@]}"; do
+                    case "$arg" in
+                        create)
+                            cmd="$cmd create"
+                            opts="$opts --acl --allow-ip --expires-in --expires-at --out"
+                            break
+                            ;;
+                        list)
+                            cmd="$cmd list"
+                            opts="$opts "
+                            break
+                            ;;
+                        update)
+                            cmd="$cmd update"
+                            opts="$opts --rename --acl --allow-ip --any-ip --expires-in --expires-at --never-expires"
+                            break
+                            ;;
+                        revoke)
+                            cmd="$cmd revoke"
+                            opts="$opts "
+                            break
+                            ;;
+                        details)
+                            cmd="$cmd details"
+                            opts="$opts "
+                            break
+                            ;;
+                        audit)
+                            cmd="$cmd audit"
+                            opts="$opts --within"
+                            break
+                            ;;
+                        rotate)
+                            cmd="$cmd rotate"
+                            opts="$opts --expires-in --expires-at --out --keep"
+                            break
+                            ;;
+                    esac
+                done
+                break
+                ;;
+            accounts)
+                cmd="accounts"
+                opts="$opts "
+                break
+                ;;
             version)
                 cmd="version"
                 opts="$opts "
@@ -106,7 +156,7 @@ _cptokens() {
 
     case "$cmd" in
         '')
-            COMPREPLY=($(compgen -W "list create revoke rename rotate prune audit version help" -- "$cur"))
+            COMPREPLY=($(compgen -W "list create revoke rename rotate prune audit whm accounts version help" -- "$cur"))
             ;;
         'create')
             case "$prev" in
@@ -178,6 +228,89 @@ _cptokens() {
         'audit')
             case "$prev" in
                 --within)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'whm')
+            COMPREPLY=($(compgen -W "create list update revoke details audit rotate" -- "$cur"))
+            ;;
+        'whm create')
+            case "$prev" in
+                --acl)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --allow-ip)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --expires-in)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --expires-at)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'whm update')
+            case "$prev" in
+                --rename)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --acl)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --allow-ip)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --expires-in)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --expires-at)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'whm audit')
+            case "$prev" in
+                --within)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'whm rotate')
+            case "$prev" in
+                --expires-in)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --expires-at)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --keep)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;

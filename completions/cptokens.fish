@@ -25,6 +25,38 @@ function __fish_cptokens_print_command
             case audit
                 set cmd $cmd audit
                 break
+            case whm
+                set cmd $cmd whm
+                set -e cmdline[1]
+                for arg in $cmdline
+                    switch $arg
+                        case create
+                            set cmd $cmd create
+                            break
+                        case list
+                            set cmd $cmd list
+                            break
+                        case update
+                            set cmd $cmd update
+                            break
+                        case revoke
+                            set cmd $cmd revoke
+                            break
+                        case details
+                            set cmd $cmd details
+                            break
+                        case audit
+                            set cmd $cmd audit
+                            break
+                        case rotate
+                            set cmd $cmd rotate
+                            break
+                    end
+                end
+                break
+            case accounts
+                set cmd $cmd accounts
+                break
             case version
                 set cmd $cmd version
                 break
@@ -55,6 +87,8 @@ complete -c cptokens -n '__fish_cptokens_using_command' -xa 'rename' -d 'rename 
 complete -c cptokens -n '__fish_cptokens_using_command' -xa 'rotate' -d 'new token PREFIX-<time>, saved to FILE; old ones revoked'
 complete -c cptokens -n '__fish_cptokens_using_command' -xa 'prune' -d 'revoke expired tokens (of PREFIX\'s rotations only)'
 complete -c cptokens -n '__fish_cptokens_using_command' -xa 'audit' -d 'report expired and soon-expiring tokens (exit 3 if any)'
+complete -c cptokens -n '__fish_cptokens_using_command' -xa 'whm' -d 'the WHM account\'s own API tokens: ACLs, IP allow-lists, expiry'
+complete -c cptokens -n '__fish_cptokens_using_command' -xa 'accounts' -d 'the accounts this WHM credential can act for'
 complete -c cptokens -n '__fish_cptokens_using_command' -xa 'version' -d 'the version (as --version; with --json a JSON document)'
 complete -c cptokens -n '__fish_cptokens_using_command' -xa 'help' -d 'the tool\'s help, or a command\'s'
 complete -c cptokens -s h -l help -d 'Show the help (of a command, after it)'
@@ -96,5 +130,38 @@ complete -c cptokens -n '__fish_cptokens_seen_command prune' -l prefix -r -d 'on
 complete -c cptokens -n '__fish_cptokens_seen_command prune' -l dry-run -d 'say what would be created and revoked; change nothing'
 
 complete -c cptokens -n '__fish_cptokens_seen_command audit' -l within -r -d 'the window for expiring tokens (default 7d)'
+
+complete -c cptokens -n '__fish_cptokens_using_command whm' -xa 'create' -d 'create a WHM token; print it (or save it with --out FILE)'
+complete -c cptokens -n '__fish_cptokens_using_command whm' -xa 'list' -d 'the WHM tokens: name, created, expiry, state, ACLs, IPs'
+complete -c cptokens -n '__fish_cptokens_using_command whm' -xa 'update' -d 'change a WHM token in place (its secret does not change)'
+complete -c cptokens -n '__fish_cptokens_using_command whm' -xa 'revoke' -d 'revoke WHM tokens (a missing name is not an error)'
+complete -c cptokens -n '__fish_cptokens_using_command whm' -xa 'details' -d 'which WHM token is this? (its value from --token-file FILE, - for standard input)'
+complete -c cptokens -n '__fish_cptokens_using_command whm' -xa 'audit' -d 'expired, expiring and risky WHM tokens (exit 3 if any)'
+complete -c cptokens -n '__fish_cptokens_using_command whm' -xa 'rotate' -d 'new WHM token PREFIX-<time> with the same ACLs and IPs, saved to FILE; old ones revoked'
+
+complete -c cptokens -n '__fish_cptokens_seen_command whm create' -l acl -r -d 'grant ACL (repeatable; none: full access)'
+complete -c cptokens -n '__fish_cptokens_seen_command whm create' -l allow-ip -r -d 'allow an address or CIDR range (repeatable)'
+complete -c cptokens -n '__fish_cptokens_seen_command whm create' -l expires-in -r -d 'expire after DURATION (24h, 30d, 2w, 1d12h)'
+complete -c cptokens -n '__fish_cptokens_seen_command whm create' -l expires-at -r -d 'expire at TIME (epoch seconds or ISO 8601)'
+complete -c cptokens -n '__fish_cptokens_seen_command whm create' -l out -r -d 'the token file to write (mode 0600, atomic)'
+
+
+complete -c cptokens -n '__fish_cptokens_seen_command whm update' -l rename -r -d 'the token\'s new name'
+complete -c cptokens -n '__fish_cptokens_seen_command whm update' -l acl -r -d 'grant ACL (repeatable; none: full access)'
+complete -c cptokens -n '__fish_cptokens_seen_command whm update' -l allow-ip -r -d 'allow an address or CIDR range (repeatable)'
+complete -c cptokens -n '__fish_cptokens_seen_command whm update' -l any-ip -d 'clear the IP allow-list (any address)'
+complete -c cptokens -n '__fish_cptokens_seen_command whm update' -l expires-in -r -d 'expire after DURATION (24h, 30d, 2w, 1d12h)'
+complete -c cptokens -n '__fish_cptokens_seen_command whm update' -l expires-at -r -d 'expire at TIME (epoch seconds or ISO 8601)'
+complete -c cptokens -n '__fish_cptokens_seen_command whm update' -l never-expires -d 'the token never expires'
+
+
+
+complete -c cptokens -n '__fish_cptokens_seen_command whm audit' -l within -r -d 'the window for expiring tokens (default 7d)'
+
+complete -c cptokens -n '__fish_cptokens_seen_command whm rotate' -l expires-in -r -d 'expire after DURATION (24h, 30d, 2w, 1d12h)'
+complete -c cptokens -n '__fish_cptokens_seen_command whm rotate' -l expires-at -r -d 'expire at TIME (epoch seconds or ISO 8601)'
+complete -c cptokens -n '__fish_cptokens_seen_command whm rotate' -l out -r -d 'the token file to write (mode 0600, atomic)'
+complete -c cptokens -n '__fish_cptokens_seen_command whm rotate' -l keep -r -d 'old rotations to keep (default 0)'
+
 
 

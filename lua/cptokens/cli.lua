@@ -29,6 +29,7 @@
 --   common.lua   exit statuses, errors, the scrubber, terminal escaping, output; json.lua
 --   connect.lua  the credential (environment or files, never argv) and the client
 --   tokens.lua   list, create, revoke, rename;  rotate.lua  rotate, prune, audit
+--   whm.lua      whm create|list|update|revoke|details|audit|rotate, accounts (WHM API tokens)
 --   help.lua     the help texts
 -- A new command group is one module and its entries in args.lua (see there).
 --
@@ -89,7 +90,9 @@ end
 -- --------------------------------------------------------------------------
 
 local function help(ctx, topic)
-  local text = require("cptokens.cli.help")[topic or ""]
+  local texts = require("cptokens.cli.help")
+  -- a subcommand's help is its group's ("whm create" -> "whm")
+  local text = texts[topic or ""] or (topic and texts[topic:match("^(%S+) ") or false])
   if not text then usage("unknown command '%s' (see 'cptokens help')", shown_arg(topic)) end
   out(ctx, text, true)
   return EXIT_OK
@@ -116,7 +119,7 @@ local function check_values(ctx, name, opts)
     end
     ctx.keep = tonumber(opts.keep)
   end
-  if name == "audit" then
+  if name == "audit" or name == "whm audit" then
     ctx.within_seconds = check_duration("within", opts.within or DEFAULT_WITHIN)
   end
   if opts.prefix == "" then usage("--prefix: empty") end
@@ -128,8 +131,8 @@ local function check_values(ctx, name, opts)
     if not opts.exec then usage("--exec-timeout: only with --exec CMD") end
     ctx.exec_timeout = parse_seconds("exec-timeout", opts["exec-timeout"])
   end
-  if name == "rotate" and not opts.out then
-    usage("rotate: --out FILE is required (the new token is stored there, never printed)")
+  if (name == "rotate" or name == "whm rotate") and not opts.out then
+    usage("%s: --out FILE is required (the new token is stored there, never printed)", name)
   end
 end
 
@@ -138,6 +141,7 @@ local DEFERS_SIGNALS = {
   create = "create did not complete (see above)",
   rotate = "the rotation was left to finish first (its outcome is above)",
 }
+DEFERS_SIGNALS["whm create"], DEFERS_SIGNALS["whm rotate"] = DEFERS_SIGNALS.create, DEFERS_SIGNALS.rotate
 
 local function dispatch(ctx, argv)
   local pos, opts = args.parse(argv)
@@ -157,6 +161,9 @@ local function dispatch(ctx, argv)
   end
   local cmd = args.command[name]
   if opts.help then return help(ctx, name) end
+  if cmd.subcommands then
+    usage("%s: missing a subcommand (usage: %s; see 'cptokens help %s')", name, cmd.usage, name)
+  end
   local rest = {}
   for i = 2, #pos do rest[#rest + 1] = pos[i] end
   if #rest < cmd.min then
@@ -172,7 +179,8 @@ local function dispatch(ctx, argv)
   end
   check_values(ctx, name, opts)
   local run = require("cptokens.cli." .. cmd.module)
-  local client = connect_mod.connect(ctx, opts)
+  if run.check then run.check(ctx, cmd, opts) end
+  local client = (cmd.connect == "whm" and connect_mod.connect_whm or connect_mod.connect)(ctx, opts, cmd)
   if DEFERS_SIGNALS[name] then
     -- From here on a signal is recorded, not fatal: the command runs to a point where no
     -- token is left undelivered, and main() then exits 128 + the signal's number.
@@ -185,7 +193,7 @@ local function dispatch(ctx, argv)
       exit_with(code, "cptokens: interrupted by " .. sig .. "; nothing was sent")
     end
   end
-  return run[name](ctx, client, rest)
+  return run[cmd.sub or name](ctx, client, rest)
 end
 
 -- Whether argv asks for --json (for a command line that could not be parsed).

@@ -19,9 +19,9 @@
 -- Adding a command group (issues 13 and 14: `whm ...`, `accounts`, `fleet ...`): write
 -- cli/<group>.lua returning { <command> = function(ctx, client, args) -> exit status },
 -- add its commands to COMMANDS below (module = "<group>"), their options to LOCAL, and
--- their help texts to cli/help.lua. Nothing else dispatches by name. (A command with
--- subcommands, such as `whm create`, can be one entry whose first positional is the
--- subcommand, with `choices`; or parser.lua can learn nested commands when one needs it.)
+-- their help texts to cli/help.lua. Nothing else dispatches by name. A command with
+-- subcommands (`whm create`, ...) is one entry with `subcommands`: each is indexed as
+-- "<group> <sub>" and becomes a nested lua-argparse command (parser.lua).
 local type, ipairs = type, ipairs
 
 local M = {}
@@ -56,6 +56,12 @@ M.LOCAL = {
   { name = "dry-run", flag = true, help = "say what would be created and revoked; change nothing" },
   { name = "exec", arg = "CMD", help = "hand the new token file's JSON to CMD's standard input (sh -c CMD)" },
   { name = "exec-timeout", arg = "SECONDS", help = "how long --exec CMD may take (default 60)" },
+  -- WHM API tokens (many: may be given several times; the value is then an array)
+  { name = "acl", arg = "ACL", many = true, help = "grant ACL (repeatable; none: full access)" },
+  { name = "allow-ip", arg = "CIDR", many = true, help = "allow an address or CIDR range (repeatable)" },
+  { name = "any-ip", flag = true, help = "clear the IP allow-list (any address)" },
+  { name = "rename", arg = "NEW", help = "the token's new name" },
+  { name = "never-expires", flag = true, help = "the token never expires" },
 }
 
 -- The commands, in help order. args: the positionals' labels (many: any number of the
@@ -81,7 +87,39 @@ M.COMMANDS = {
     summary = "revoke expired tokens (of PREFIX's rotations only)", usage = "cptokens prune [--prefix PREFIX] [--dry-run]" },
   { name = "audit", module = "rotate", args = {}, min = 0, options = { "within" },
     summary = "report expired and soon-expiring tokens (exit 3 if any)", usage = "cptokens audit [--within DURATION]" },
-  -- (the next command groups plug in here: whm, accounts, fleet)
+  -- WHM API tokens (cli/whm.lua; connect = "whm": a WHM account's credential). A command
+  -- with subcommands: each is indexed as "whm <sub>" (M.command["whm create"]).
+  { name = "whm", module = "whm", connect = "whm", args = {}, min = 0, options = {},
+    summary = "the WHM account's own API tokens: ACLs, IP allow-lists, expiry",
+    usage = "cptokens whm create|list|update|revoke|details|audit|rotate ...",
+    subcommands = {
+      { name = "create", args = { "NAME" }, min = 1, missing = "NAME",
+        options = { "acl", "allow-ip", "expires-in", "expires-at", "out" },
+        summary = "create a WHM token; print it (or save it with --out FILE)",
+        usage = "cptokens whm create NAME [--acl ACL]... [--allow-ip CIDR]... [--expires-in DURATION"
+          .. " | --expires-at TIME] [--out FILE]" },
+      { name = "list", args = {}, min = 0, options = {},
+        summary = "the WHM tokens: name, created, expiry, state, ACLs, IPs", usage = "cptokens whm list" },
+      { name = "update", args = { "NAME" }, min = 1, missing = "NAME",
+        options = { "rename", "acl", "allow-ip", "any-ip", "expires-in", "expires-at", "never-expires" },
+        summary = "change a WHM token in place (its secret does not change)",
+        usage = "cptokens whm update NAME [--rename NEW] [--acl ACL]... [--allow-ip CIDR]... [--any-ip]"
+          .. " [--expires-in DURATION | --expires-at TIME | --never-expires]" },
+      { name = "revoke", args = { "NAME" }, many = true, min = 1, missing = "NAME", options = {},
+        summary = "revoke WHM tokens (a missing name is not an error)", usage = "cptokens whm revoke NAME..." },
+      { name = "details", args = {}, min = 0, options = {},
+        summary = "which WHM token is this? (its value from --token-file FILE, - for standard input)",
+        usage = "cptokens whm details --token-file FILE" },
+      { name = "audit", args = {}, min = 0, options = { "within" },
+        summary = "expired, expiring and risky WHM tokens (exit 3 if any)", usage = "cptokens whm audit [--within DURATION]" },
+      { name = "rotate", args = { "PREFIX" }, min = 1, missing = "PREFIX",
+        options = { "expires-in", "expires-at", "out", "keep" },
+        summary = "new WHM token PREFIX-<time> with the same ACLs and IPs, saved to FILE; old ones revoked",
+        usage = "cptokens whm rotate PREFIX --out FILE [--expires-in DURATION | --expires-at TIME] [--keep N]" },
+    } },
+  { name = "accounts", module = "whm", connect = "whm", args = {}, min = 0, options = {},
+    summary = "the accounts this WHM credential can act for", usage = "cptokens accounts" },
+  -- (the next command group plugs in here: fleet)
   { name = "version", args = {}, min = 0, options = {}, builtin = true,
     summary = "the version (as --version; with --json a JSON document)", usage = "cptokens version" },
   { name = "help", args = { "COMMAND" }, min = 0, options = {}, topics = true,
@@ -106,12 +144,20 @@ M.option = {}
 local takes = {}
 for _, o in ipairs(M.GLOBAL) do M.option[o.name] = o end
 for _, o in ipairs(M.LOCAL) do M.option[o.name] = o end
-for _, c in ipairs(M.COMMANDS) do
+local function index(c)
   M.command[c.name] = c
   local set = {}
   for _, o in ipairs(M.GLOBAL) do set[o.name] = true end
   for _, n in ipairs(c.options) do set[n] = true end
   takes[c.name] = set
+end
+for _, c in ipairs(M.COMMANDS) do
+  index(c)
+  for _, s in ipairs(c.subcommands or {}) do
+    s.sub, s.group, s.name = s.name, c, c.name .. " " .. s.name
+    s.module, s.connect = c.module, c.connect
+    index(s)
+  end
 end
 M.takes = takes
 
@@ -135,12 +181,13 @@ end
 -- and flags of options the command takes; positionals ("-" is one) up to the command's
 -- number. Anything else (a short option, "--", a value that starts with "-", help) is left.
 function M.quick(argv)
-  local cmd = M.command[argv[1]]
+  local cmd, i = M.command[argv[1]], 2
+  if cmd and cmd.subcommands then cmd, i = M.command[argv[1] .. " " .. tostring(argv[2])], 3 end
   if not cmd or cmd.topics or cmd.builtin then return nil end
   local set = takes[cmd.name]
   local pos, opts = { cmd.name }, {}
   local max = cmd.many and math.huge or #cmd.args
-  local i, n = 2, #argv
+  local n = #argv
   while i <= n do
     local a = argv[i]
     if a:sub(1, 2) == "--" then
@@ -152,13 +199,18 @@ function M.quick(argv)
         if value then return nil end
         opts[name] = true
       else
-        if opts[name] ~= nil then return nil end
+        if opts[name] ~= nil and not o.many then return nil end
         if not value then
           value = argv[i + 1]
           if value == nil or (value:sub(1, 1) == "-" and #value > 1) then return nil end
           i = i + 1
         end
-        opts[name] = value
+        if o.many then
+          opts[name] = opts[name] or {}
+          opts[name][#opts[name] + 1] = value
+        else
+          opts[name] = value
+        end
       end
     elseif a:sub(1, 1) == "-" and #a > 1 then
       return nil

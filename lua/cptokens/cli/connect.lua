@@ -56,6 +56,31 @@ local function tty_secret(opt)
   return line
 end
 
+-- The token of a token file's text (JSON from `create --out`, `whm create --out` or a
+-- rotation); its connection settings become defaults (flags and the environment win). A WHM
+-- token file ("kind": "whm") names the WHM account as its user: it goes with
+-- --whm-token-file (and `whm details --token-file`), a cPanel user's file with --token-file.
+local function token_file(ctx, opt, path, data)
+  local okj, cjson = pcall(require, "cjson.safe")
+  local doc = okj and cjson.decode(data)
+  if not (type(doc) == "table" and type(doc.token) == "string" and doc.token ~= "") then return data end
+  ctx.secrets[#ctx.secrets + 1] = data
+  local whm = doc.kind == "whm"
+  if opt == "whm-token-file" and not whm then
+    usage("--whm-token-file %s holds a cPanel user's token, not a WHM token; use --token-file", one_line(path))
+  elseif opt == "token-file" and whm and not ctx.details then
+    usage("--token-file %s holds a WHM API token; use --whm-token-file (the whm commands, or acting for"
+      .. " --user)", one_line(path))
+  end
+  local conn = {}
+  for _, k in ipairs { "url", "user", "cafile", "capath" } do
+    if type(doc[k]) == "string" and doc[k] ~= "" then conn[k] = doc[k] end
+  end
+  if whm then conn.whm_user, conn.user = conn.user, nil end
+  if not ctx.details then ctx.file_conn = conn end
+  return doc.token
+end
+
 local function read_secret(ctx, opt, path)
   local data
   if path == "-" then
@@ -88,26 +113,32 @@ local function read_secret(ctx, opt, path)
   end
   -- A file written by `cptokens create --out` or by rotation's store may be a
   -- JSON document holding the token; take the token from it.
-  if opt == "token-file" and data:sub(1, 1) == "{" then
-    local okj, cjson = pcall(require, "cjson.safe")
-    local doc = okj and cjson.decode(data)
-    if type(doc) == "table" and type(doc.token) == "string" and doc.token ~= "" then
-      ctx.secrets[#ctx.secrets + 1] = data
-      data = doc.token
-      -- its connection settings are defaults (flags and the environment win)
-      local conn = {}
-      for _, k in ipairs { "url", "user", "cafile", "capath" } do
-        if type(doc[k]) == "string" and doc[k] ~= "" then conn[k] = doc[k] end
-      end
-      ctx.file_conn = conn
-    end
+  if (opt == "token-file" or opt == "whm-token-file") and data:sub(1, 1) == "{" then
+    data = token_file(ctx, opt, path, data)
   end
   ctx.secrets[#ctx.secrets + 1] = data
   return data
 end
 
--- The credential: exactly one source, from the environment or a file.
-local function credentials(ctx, opts)
+-- The two-factor code, into cred.otp: only with a password.
+local function two_factor(ctx, opts, cred)
+  local otp_env, otp_file = envvar(ctx, "CPANEL_OTP"), opts["otp-file"]
+  if otp_env and otp_file then usage("CPANEL_OTP and --otp-file are both given; give one") end
+  if not (otp_env or otp_file) then return end
+  if cred.kind ~= "password" then
+    usage("a two-factor code (%s) goes with a password only", otp_file and "--otp-file" or "CPANEL_OTP")
+  end
+  if otp_env then
+    cred.otp = otp_env
+    ctx.secrets[#ctx.secrets + 1] = otp_env
+  else
+    cred.otp = read_secret(ctx, "otp-file", otp_file)
+  end
+end
+
+-- The credential: exactly one source, from the environment or a file. whm: for the whm
+-- commands (a WHM token or the WHM account's password; `whm details` reads --token-file itself).
+local function credentials(ctx, opts, whm)
   local stdin_user
   for _, o in ipairs { "token-file", "password-file", "whm-token-file", "otp-file" } do
     if opts[o] == "-" then
@@ -127,11 +158,13 @@ local function credentials(ctx, opts)
   end
   for _, f in ipairs { { "token", "token-file" }, { "password", "password-file" },
                        { "whm_token", "whm-token-file" } } do
-    if opts[f[2]] then add(f[1], "--" .. f[2], nil, f[2]) end
+    if opts[f[2]] and not (ctx.details and f[2] == "token-file") then add(f[1], "--" .. f[2], nil, f[2]) end
   end
   if #sources == 0 then
-    usage("no credentials: set CPANEL_TOKEN (or CPANEL_PASSWORD, or WHM_TOKEN), or use --token-file,"
-      .. " --password-file or --whm-token-file FILE%s",
+    usage("%s%s", whm and ("no WHM credentials: set WHM_TOKEN (or CPANEL_PASSWORD, the WHM account's"
+      .. " password), or use --whm-token-file or --password-file FILE")
+      or ("no credentials: set CPANEL_TOKEN (or CPANEL_PASSWORD, or WHM_TOKEN), or use --token-file,"
+      .. " --password-file or --whm-token-file FILE"),
       #empty > 0 and (" (" .. table_concat(empty, ", ") .. " is set but empty)") or "")
   end
   if #sources > 1 then
@@ -140,6 +173,10 @@ local function credentials(ctx, opts)
     usage("several credentials given (%s); give exactly one", table_concat(labels, ", "))
   end
   local src = sources[1]
+  if whm and src.kind == "token" then
+    usage("%s holds a cPanel user's token, which cannot manage WHM tokens; use WHM_TOKEN or"
+      .. " --whm-token-file FILE (or the WHM account's password: CPANEL_PASSWORD or --password-file)", src.label)
+  end
   local cred = { kind = src.kind }
   if src.value then
     cred.value = src.value
@@ -148,22 +185,8 @@ local function credentials(ctx, opts)
     cred.file = opts[src.file_opt]
     cred.value = read_secret(ctx, src.file_opt, cred.file)
   end
-
-  -- Two-factor code: only with a password.
-  local otp_env, otp_file = envvar(ctx, "CPANEL_OTP"), opts["otp-file"]
-  if otp_env and otp_file then usage("CPANEL_OTP and --otp-file are both given; give one") end
-  if otp_env or otp_file then
-    if cred.kind ~= "password" then
-      usage("a two-factor code (%s) goes with a password only", otp_file and "--otp-file" or "CPANEL_OTP")
-    end
-    if otp_env then
-      cred.otp = otp_env
-      ctx.secrets[#ctx.secrets + 1] = otp_env
-    else
-      cred.otp = read_secret(ctx, "otp-file", otp_file)
-    end
-  end
-  if opts["whm-user"] and cred.kind ~= "whm_token" then
+  two_factor(ctx, opts, cred)
+  if opts["whm-user"] and cred.kind ~= "whm_token" and not whm then
     usage("--whm-user goes with a WHM token only (WHM_TOKEN or --whm-token-file)")
   end
   return cred
@@ -203,9 +226,11 @@ local function connect(ctx, opts)
   o.timeout, o.connect_timeout = ctx.timeout, ctx.connect_timeout
   o[cred.kind] = cred.value
   o.otp = cred.otp
-  if cred.kind == "whm_token" then o.whm_user = opts["whm-user"] end
+  if cred.kind == "whm_token" then
+    o.whm_user = opts["whm-user"] or envvar(ctx, "WHM_USER") or file.whm_user
+  end
   ctx.users[#ctx.users + 1] = user
-  if cred.kind == "whm_token" then ctx.users[#ctx.users + 1] = opts["whm-user"] or "root" end
+  if cred.kind == "whm_token" then ctx.users[#ctx.users + 1] = o.whm_user or "root" end
   ctx.target = { url = url, user = user, whm_user = o.whm_user }
   if o.insecure then
     say(ctx, "cptokens: warning: --insecure: the server's certificate is not checked; whoever answers"
@@ -218,6 +243,39 @@ local function connect(ctx, opts)
   if not client then
     exit_with(EXIT_USAGE, error_line(err))
   end
+  ctx.client = client
+  return client
+end
+
+--- The whm commands' client: cptokens.whm{...} for the WHM account WHM_USER / --whm-user
+-- (or a WHM token file's; default root), with a WHM token or the account's password (+ OTP).
+-- --user names a cPanel account, which these commands do not act on: refused.
+local function connect_whm(ctx, opts, cmd)
+  ctx.details = cmd.sub == "details"
+  if opts.user then
+    usage("%s: --user names a cPanel account; the whm commands act as the WHM account: use"
+      .. " --whm-user NAME (or WHM_USER)", cmd.name)
+  end
+  local cred = credentials(ctx, opts, true)
+  local file = ctx.file_conn or {}
+  local url = opts.url or envvar(ctx, "CPANEL_URL") or file.url
+  if not url then usage("no server: use --url URL or set CPANEL_URL (e.g. https://host.example.com:2087)") end
+  local user = opts["whm-user"] or envvar(ctx, "WHM_USER") or file.whm_user or "root"
+  local o = { url = url, user = user, otp = cred.otp, timeout = ctx.timeout, connect_timeout = ctx.connect_timeout,
+              cafile = opts.cafile or envvar(ctx, "CPANEL_CAFILE") or file.cafile,
+              capath = opts.capath or envvar(ctx, "CPANEL_CAPATH") or file.capath }
+  if opts.insecure then o.insecure = true end
+  o[cred.kind == "whm_token" and "token" or "password"] = cred.value
+  ctx.users[#ctx.users + 1] = user
+  ctx.cred = cred
+  ctx.target = { url = url, user = user, whm_user = user }
+  if o.insecure then
+    say(ctx, "cptokens: warning: --insecure: the server's certificate is not checked; whoever answers"
+      .. " gets the credential and the tokens")
+  end
+  local ok, client, err = pcall(require("cptokens").whm, o)
+  if not ok then usage("%s", (one_line(client):gsub("^cptokens[.:]%s*", ""))) end
+  if not client then exit_with(EXIT_USAGE, error_line(err)) end
   ctx.client = client
   return client
 end
@@ -241,7 +299,6 @@ local function check_out(path, conn)
   end
 end
 
-M.getenv_of, M.envvar, M.connect = getenv_of, envvar, connect
 --- --exec CMD: the new token's token file JSON on CMD's standard input (sh -c CMD; its
 -- standard output goes to stderr; the tool's secret variables are not in its environment).
 -- true, or nil, a one-line reason.
@@ -254,6 +311,8 @@ local function exec_token(ctx, tok, conn)
   return nil, "--exec: the command failed: " .. tostring(why)
 end
 
+M.getenv_of, M.envvar, M.connect, M.connect_whm = getenv_of, envvar, connect, connect_whm
+M.read_secret = read_secret
 M.file_conn, M.check_out, M.exec_token = file_conn, check_out, exec_token
 
 return M

@@ -42,6 +42,13 @@ Commands:
   rotate PREFIX --out FILE     new token PREFIX-<time>, saved to FILE; old ones revoked
   prune [--prefix PREFIX]      revoke expired tokens (of PREFIX's rotations only)
   audit [--within D]           report expired and soon-expiring tokens (exit 3 if any)
+  whm create NAME [--acl ACL]... [--allow-ip CIDR]...
+                               a WHM API token with restricted permissions (root or a reseller)
+  whm list | update NAME | revoke NAME... | details --token-file FILE
+                               list, change in place, revoke, identify WHM tokens
+  whm audit [--within D]       expired, expiring and risky WHM tokens (exit 3 if any)
+  whm rotate PREFIX --out FILE new WHM token with the same ACLs and IPs; old ones revoked
+  accounts                     the accounts this WHM credential can act for
   help [COMMAND]               this text, or a command's
   version                      the version (also -v, -V, --version; with --json as JSON)
 
@@ -52,8 +59,8 @@ Run `cptokens help COMMAND` or `cptokens COMMAND --help` for details,
 
 Exit status: 0 success; 1 the operation failed (the error on stderr); 2 usage
 or configuration error (nothing was sent); 3 audit found expired or expiring
-tokens; 128+N create or rotate received signal N and stopped where no new
-token is left unseen (130: SIGINT).
+tokens (whm audit: or risky ones); 128+N create or rotate received signal N and
+stopped where no new token is left unseen (130: SIGINT).
 ]]
 
 HELP.list = [[
@@ -154,6 +161,76 @@ can alert on it:
     0 8 * * *  cptokens audit --within 14d || echo "cPanel tokens need attention"
 
 ]] .. CONNECTION_HELP
+
+local WHM_CONNECTION_HELP = [[
+Connection (flags, or the environment):
+  --url URL             CPANEL_URL    the WHM port: https://host:2087
+  --whm-user NAME       WHM_USER      the WHM account: root (the default) or a reseller
+  --cafile FILE         CPANEL_CAFILE trust anchors (default: the system store)
+  --capath DIR          CPANEL_CAPATH
+  --insecure            do not verify the server's certificate (avoid)
+  --timeout SECONDS     whole request (default 30); --connect-timeout SECONDS (default 10)
+  (--user is refused: these commands act as the WHM account, not for a cPanel account)
+
+Credentials (exactly one; never as a command-line value, which every user sees in ps):
+  WHM_TOKEN=...         or --whm-token-file FILE    a WHM API token of the account
+  CPANEL_PASSWORD=...   or --password-file FILE     the WHM account's password
+    CPANEL_OTP=...      or --otp-file FILE          with a password: the two-factor code
+  FILE may be - for standard input. A WHM token file written by `whm create --out`
+  or `whm rotate --out` also works, and supplies --url, --whm-user and --cafile
+  when they are not given otherwise.
+
+Output:
+  --json                one JSON document on standard output, with stable keys
+  --quiet               nothing on standard output but what whm create hands over
+]]
+
+HELP.whm = [[
+Usage: cptokens whm SUBCOMMAND [ARGS] [OPTIONS]
+
+The WHM account's own API tokens (root or a reseller): tokens limited to a set
+of ACLs and, optionally, to source addresses, with an expiry that can be changed
+in place. What WHM's "Manage API Tokens" page does, from a shell.
+
+  cptokens whm create NAME [--acl ACL]... [--allow-ip CIDR]...
+                      [--expires-in DURATION | --expires-at TIME] [--out FILE]
+      Creates a token; prints it alone (or saves it to FILE, mode 0600, and
+      prints its name and expiry). No --acl: FULL ACCESS (every privilege of the
+      account). --acl names a WHM ACL (list-accts, create-acct, ...: plugins add
+      more; "all" is full access); --allow-ip an IPv4/IPv6 address or CIDR range
+      (at most 100). Not delivered (a closed pipe, a full disk, a signal): revoked.
+  cptokens whm list
+      NAME  CREATED  EXPIRES  STATE  ACLS (or "full access")  IPS (or "any")
+  cptokens whm update NAME [--rename NEW] [--acl ACL]... [--allow-ip CIDR]...
+                      [--any-ip] [--expires-in D | --expires-at T | --never-expires]
+      Changes the token in place; its secret stays the same. --acl replaces the
+      whole set; --allow-ip the whole list; --any-ip clears the list.
+  cptokens whm revoke NAME...
+      Revokes the named tokens (a missing name is reported, not an error).
+  cptokens whm details --token-file FILE
+      Which token is this? The value comes from FILE (- for standard input, or a
+      token file); the server's record is shown. Exit 1 when the server knows no
+      such token (never made here, revoked or expired).
+  cptokens whm audit [--within DURATION]
+      Every token: expired, expiring (within DURATION, default 7d), never
+      expiring, fine; and its risks: full_access, create-user-session, passwd,
+      manage-api-tokens, cpanel-api, no_ip_allowlist, no_expiry. Exits 3 when a
+      token is expired, expiring or risky.
+  cptokens whm rotate PREFIX --out FILE [--expires-in D | --expires-at T] [--keep N]
+      As `cptokens rotate` (the lock, verify before store, FILE keeps a working
+      token on every failure, old ones revoked last), for WHM tokens: the new
+      token PREFIX-YYYYMMDDHHMMSS keeps the ACLs and IP list of the one it
+      replaces. The credential may be FILE itself (--whm-token-file FILE).
+
+]] .. WHM_CONNECTION_HELP
+
+HELP.accounts = [[
+Usage: cptokens accounts [--json] [CONNECTION]
+
+The cPanel accounts this WHM credential can act for (WHM's listaccts: every
+account for root, its own for a reseller): USER  DOMAIN  OWNER  SUSPENDED.
+
+]] .. WHM_CONNECTION_HELP
 
 HELP.version = [[
 Usage: cptokens version [--json]    (also cptokens -v, -V or --version)

@@ -22,6 +22,8 @@ local M = {}
 local function add_option(p, o)
   if o.flag then
     p:flag("--" .. o.name, o.help):target(o.name)
+  elseif o.many then
+    p:option("--" .. o.name, o.help):argname(o.arg):target(o.name):count("*")
   else
     p:option("--" .. o.name, o.help):argname(o.arg):target(o.name):overwrite(false)
   end
@@ -39,14 +41,22 @@ function M.build()
   for _, o in ipairs(args.GLOBAL) do add_option(p, o) end
   local names = {}
   for _, c in ipairs(args.COMMANDS) do names[#names + 1] = c.name end
-  for _, c in ipairs(args.COMMANDS) do
-    local cmd = p:command(c.name, c.summary .. "."):add_help(false):target("_command_" .. c.name)
-    for i, label in ipairs(c.args) do
-      local a = cmd:argument(label):target("arg" .. i)
+  local function command(parent, c, label)
+    local cmd = parent:command(label, c.summary .. "."):add_help(false):target("_command_" .. c.name)
+    for i, arg in ipairs(c.args) do
+      local a = cmd:argument(arg):target("arg" .. i)
       a:args((c.many and i == #c.args) and "*" or "?")
       if c.topics then a:choices(names) end
     end
     for _, n in ipairs(c.options) do add_option(cmd, args.option[n]) end
+    return cmd
+  end
+  for _, c in ipairs(args.COMMANDS) do
+    local cmd = command(p, c, c.name)
+    if c.subcommands then
+      cmd:require_command(false):command_target("subcommand")
+      for _, s in ipairs(c.subcommands) do command(cmd, s, s.sub) end
+    end
   end
   return p
 end
@@ -77,11 +87,12 @@ local function hint(tip)
   return " (see 'cptokens help')"
 end
 
--- The command named on argv (the first word that is one), for messages.
+-- The command named on argv (the first word that is one; with its subcommand), for messages.
 local function command_of(argv)
-  for _, a in ipairs(argv) do
+  for i, a in ipairs(argv) do
     if a == "--" then return nil end
-    if args.command[a] then return args.command[a] end
+    local cmd = args.command[a]
+    if cmd then return cmd.subcommands and args.command[a .. " " .. tostring(argv[i + 1])] or cmd end
   end
 end
 
@@ -125,10 +136,16 @@ function M.parse(argv)
   if not ok then refuse(res, argv) end
   local opts = {}
   for _, o in ipairs(args.GLOBAL) do opts[o.name] = res[o.name] or nil end
-  for _, o in ipairs(args.LOCAL) do opts[o.name] = res[o.name] or nil end
+  for _, o in ipairs(args.LOCAL) do
+    local v = res[o.name]
+    if o.many and type(v) == "table" and #v == 0 then v = nil end
+    opts[o.name] = v or nil
+  end
   opts.help, opts.version = res._help or nil, res._version or nil
-  local pos = { res.command }
-  local cmd = args.command[res.command]
+  local name = res.command
+  if name and res.subcommand then name = name .. " " .. res.subcommand end
+  local pos = { name }
+  local cmd = args.command[name]
   for i = 1, cmd and #cmd.args or 0 do
     local v = res["arg" .. i]
     if type(v) == "table" then

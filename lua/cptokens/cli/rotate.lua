@@ -1,11 +1,12 @@
 --- cptokens.cli.rotate: the commands on rotations: rotate, prune, audit (cptokens.rotate
--- does the work; this module checks, reports and sets the exit status).
+-- does the work; this module checks, reports and sets the exit status). The same functions
+-- run `whm rotate` and `whm audit`, with a cptokens.whm client (cli/whm.lua).
 -- run.<command>(ctx, client, args) returns the exit status; failures raise (common.Exit).
 local common = require "cptokens.cli.common"
 local connect = require "cptokens.cli.connect"
 
 local type, tostring, ipairs, pairs = type, tostring, ipairs, pairs
-local string_format, table_sort = string.format, table.sort
+local string_format, table_sort, table_concat = string.format, table.sort, table.concat
 local EXIT_OK, EXIT_FAIL, EXIT_ALERT = common.EXIT.OK, common.EXIT.FAIL, common.EXIT.ALERT
 local fail, one_line, error_line, say = common.fail, common.one_line, common.error_line, common.say
 local exit_with = common.exit_with
@@ -13,6 +14,11 @@ local shown, out, out_json, iso = common.shown, common.out, common.out_json, com
 local table_text, expiry_text, state_text, names_of = common.table_text, common.expiry_text, common.state_text,
   common.names_of
 local obj = require("cptokens.cli.json").obj
+-- o (an ordered JSON object) with the pair k, v added at its end.
+local function obj_with(o, k, v)
+  o[o.n + 1], o[o.n + 2], o.n = k, v, o.n + 2
+  return o
+end
 local check_out, exec_token = connect.check_out, connect.exec_token
 
 local run = {}
@@ -127,33 +133,48 @@ end
 
 local AUDIT_STATES = { "expired", "expiring", "never", "fine" }
 
+-- Every token of an audit report with its state, from res.tokens or the per-state lists.
+local function audited(res)
+  local tokens = {}
+  if type(res.tokens) == "table" then
+    for i, t in ipairs(res.tokens) do tokens[i] = t end
+    return tokens
+  end
+  for _, st in ipairs(AUDIT_STATES) do
+    for _, t in ipairs(res[st] or {}) do
+      local c = {}
+      for k, v in pairs(t) do c[k] = v end
+      c.state = c.state or st
+      tokens[#tokens + 1] = c
+    end
+  end
+  table_sort(tokens, function(a, b)
+    if a.create_time ~= b.create_time then return (a.create_time or 0) < (b.create_time or 0) end
+    return a.name < b.name
+  end)
+  return tokens
+end
+
+-- "full_access, no_expiry" or "-"
+local function risks_text(t)
+  local r = type(t.risks) == "table" and t.risks or {}
+  return #r > 0 and table_concat(r, ", ") or "-"
+end
+
+--- audit, and whm audit (whose report has `risky` and per-token `risks`: the JSON document
+-- then has "risky" and each token "risks", the table a RISKS column, and a risky token
+-- also makes the exit status 3).
 function run.audit(ctx, client)
   local within = ctx.opts.within or ctx.default_within
   local within_s = ctx.within_seconds
   local res, err = extension(ctx, client, "audit", { within = within })
   if not res then fail(err) end
   local now = type(res.now) == "number" and res.now or os.time()
-  -- Every token with its state, from res.tokens or the per-state lists.
-  local tokens = {}
-  if type(res.tokens) == "table" then
-    for i, t in ipairs(res.tokens) do tokens[i] = t end
-  else
-    for _, st in ipairs(AUDIT_STATES) do
-      for _, t in ipairs(res[st] or {}) do
-        local c = {}
-        for k, v in pairs(t) do c[k] = v end
-        c.state = c.state or st
-        tokens[#tokens + 1] = c
-      end
-    end
-    table_sort(tokens, function(a, b)
-      if a.create_time ~= b.create_time then return (a.create_time or 0) < (b.create_time or 0) end
-      return a.name < b.name
-    end)
-  end
+  local tokens = audited(res)
+  local risky = type(res.risky) == "table" and res.risky or nil
   local counts = {}
   for _, st in ipairs(AUDIT_STATES) do counts[st] = #(res[st] or {}) end
-  local alert = counts.expired > 0 or counts.expiring > 0
+  local alert = counts.expired > 0 or counts.expiring > 0 or (risky ~= nil and #risky > 0)
 
   if ctx.opts.json then
     local items = {}
@@ -162,18 +183,24 @@ function run.audit(ctx, client)
       if rem == nil then rem = require("cptokens.time").remaining(t, now) end
       items[i] = obj("name", t.name, "create_time", t.create_time, "expires_at", t.expires_at,
         "expires", iso(t.expires_at), "state", t.state, "remaining", rem)
+      if risky then items[i] = obj_with(items[i], "risks", type(t.risks) == "table" and t.risks or {}) end
     end
-    out_json(ctx, obj("within", within, "within_seconds", within_s,
+    local doc = obj("within", within, "within_seconds", within_s,
       "expired", names_of(res.expired), "expiring", names_of(res.expiring),
-      "never", names_of(res.never), "fine", names_of(res.fine), "tokens", items))
+      "never", names_of(res.never), "fine", names_of(res.fine))
+    if risky then doc = obj_with(doc, "risky", names_of(risky)) end
+    out_json(ctx, obj_with(doc, "tokens", items))
   else
     local rows = {}
     for i, t in ipairs(tokens) do
       rows[i] = { shown(t.name), iso(t.expires_at) or "never", tostring(t.state), state_text(t, now) }
+      if risky then table.insert(rows[i], 4, risks_text(t)) end
     end
-    out(ctx, table_text({ "NAME", "EXPIRES", "STATE", "DETAIL" }, rows))
-    out(ctx, string_format("%d expired, %d expiring within %s, %d never expire, %d fine\n",
-      counts.expired, counts.expiring, within, counts.never, counts.fine))
+    out(ctx, table_text(risky and { "NAME", "EXPIRES", "STATE", "RISKS", "DETAIL" }
+      or { "NAME", "EXPIRES", "STATE", "DETAIL" }, rows))
+    out(ctx, string_format("%d expired, %d expiring within %s, %d never expire, %d fine%s\n",
+      counts.expired, counts.expiring, within, counts.never, counts.fine,
+      risky and string_format("; %d risky", #risky) or ""))
   end
   return alert and EXIT_ALERT or EXIT_OK
 end

@@ -48,10 +48,6 @@ local function created_doc(tok, token, path, exec)
   return json().obj(unpack(f, 1, f.n))
 end
 
--- Saves a new token durably (0600, atomic, with its server and user). true, or nil, err.
-local function save_token(client, path, tok)
-  return require("cptokens.store").save(path, tok, file_conn(client))
-end
 
 function run.list(ctx, client)
   local list, err = client:list()
@@ -75,20 +71,22 @@ function run.list(ctx, client)
 end
 
 
--- Hands the new token tok over: saved to path, or printed. Raises (an Exit, or any error)
--- when it could not; calls delivered() once the token has reached its user.
-local function deliver(ctx, client, tok, path, delivered)
+-- Hands the new token tok over: to --exec CMD and/or saved to path (durably, 0600, atomic,
+-- with how.conn: its server and user), or printed. how.doc(tok, token, path, exec) is the
+-- --json document. Raises (an
+-- Exit, or any error) when it could not; calls delivered() once the token reached its user.
+local function deliver(ctx, how, tok, path, delivered)
   local code, sig = interrupted()
   if code then
     ctx.signal_said = true
     exit_with(code, "cptokens: interrupted by " .. sig .. " before the token was delivered")
   end
   if ctx.opts.exec then
-    local ok, why = exec_token(ctx, tok, file_conn(client))
+    local ok, why = exec_token(ctx, tok, how.conn)
     if not ok then exit_with(EXIT_FAIL, "cptokens: " .. why) end
   end
   if path then
-    local ok, serr = save_token(client, path, tok)
+    local ok, serr = require("cptokens.store").save(path, tok, how.conn)
     if not ok then
       exit_with(EXIT_FAIL, "cptokens: io: cannot save the token to " .. path .. ": "
         .. error_line(serr):gsub("^cptokens: ", ""))
@@ -100,7 +98,7 @@ local function deliver(ctx, client, tok, path, delivered)
     if path and ctx.opts.exec then where = where .. " and handed to --exec" end
     ctx.signal_note = "the token " .. shown(tok.name) .. " was " .. where .. " and stays valid"
     if ctx.opts.json then
-      out_json(ctx, created_doc(tok, json().NULL, path or json().NULL, ctx.opts.exec ~= nil))
+      out_json(ctx, how.doc(tok, json().NULL, path or json().NULL, ctx.opts.exec ~= nil))
     else
       out(ctx, string_format("created %s, %s; token %s\n", shown(tok.name), expiry_text(tok), where))
     end
@@ -109,7 +107,7 @@ local function deliver(ctx, client, tok, path, delivered)
   local text
   if ctx.opts.json then
     local J = json()
-    text = J.encode(created_doc(tok, J.verbatim(tok.token), J.NULL, false), ctx.scrub) .. "\n"
+    text = J.encode(how.doc(tok, J.verbatim(tok.token), J.NULL, false), ctx.scrub) .. "\n"
   else
     text = tok.token .. "\n"
   end
@@ -133,44 +131,56 @@ local function deliver(ctx, client, tok, path, delivered)
   ctx.signal_note = "the token " .. shown(tok.name) .. " was printed and stays valid"
 end
 
-function run.create(ctx, client, pos)
-  local opts = ctx.opts
-  local name = pos[1]
-  local copts
-  if opts["expires-in"] then
-    copts = { expires_in = opts["expires-in"] }
-  elseif opts["expires-at"] then
-    copts = { expires_at = ctx.expires_at }
-  end
-  local path = opts.out
+--- The expiry options of create (and whm create) from --expires-in / --expires-at, or nil.
+function run.expiry_options(ctx)
+  if ctx.opts["expires-in"] then return { expires_in = ctx.opts["expires-in"] } end
+  if ctx.opts["expires-at"] then return { expires_at = ctx.expires_at } end
+end
+
+--- Creates a token and hands it over (printed, or saved to --out), shared by create and
+-- whm create. how = { conn = what a token file of it records (check_out, store.save),
+-- create = function() -> tok | nil, err, revoke = function(name) -> ok | nil, err,
+-- doc = function(tok, token, path) -> the --json document }.
+function run.create_token(ctx, how)
+  local path = ctx.opts.out
   if path then
-    check_out(path, file_conn(client)) -- a bad path is a usage error (exit 2)
+    check_out(path, how.conn) -- a bad path is a usage error (exit 2)
     -- the file's lock, as rotate takes it: never a save in the middle of a rotation of it
     local lock, lerr = require("cptokens.store").lock(path, 30)
     if not lock then exit_with(EXIT_FAIL, error_line(lerr, "--out: ")) end
     ctx.out_lock = lock -- held until the process ends
-    check_out(path, file_conn(client)) -- again, now that no rotation can change it
+    check_out(path, how.conn) -- again, now that no rotation can change it
   end
 
-  local tok, err = client:create(name, copts)
+  local tok, err = how.create()
   if not tok then refused(err) end
   ctx.secrets[#ctx.secrets + 1] = tok.token
 
   -- Nobody has seen the new token yet: on every path where it does not reach its user
   -- (a write or a save that fails, a signal, any error at all), it is revoked.
   local done = false
-  local ok, e = pcall(deliver, ctx, client, tok, path, function() done = true end)
+  local ok, e = pcall(deliver, ctx, how, tok, path, function() done = true end)
   if ok then return EXIT_OK end
   if done then error(e, 0) end
   local is_exit = getmetatable(e) == Exit
   local code = is_exit and e.code or EXIT_FAIL
   local why = is_exit and e.message or ("cptokens: internal error: " .. tostring(e))
-  local rok, rerr = client:revoke(tok.name)
+  local rok, rerr = how.revoke(tok.name)
   local after = rok and ("; the new token " .. shown(tok.name) .. " was revoked, nothing is left behind")
     or ("; revoking the new token " .. shown(tok.name) .. " also failed (" .. error_line(rerr)
       .. "): revoke it with 'cptokens revoke " .. shown(tok.name) .. "'")
   exit_with(code, one_line(why) .. after)
 end
+
+function run.create(ctx, client, pos)
+  return run.create_token(ctx, {
+    conn = file_conn(client), doc = created_doc,
+    create = function() return client:create(pos[1], run.expiry_options(ctx)) end,
+    revoke = function(name) return client:revoke(name) end,
+  })
+end
+
+run.refused, run.token_fields = refused, token_fields
 
 function run.revoke(ctx, client, pos)
   local revoked, missing = {}, {}
