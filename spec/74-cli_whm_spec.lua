@@ -79,10 +79,16 @@ describe("cptokens whm (command line)", function()
     return r
   end
 
-  -- A failure: one line on stderr with the kind, no traceback, nothing on stdout (without --json).
+  -- A failure: one line on stderr with the kind (then, for some, "cptokens: hint:" lines: what
+  -- to do next), no traceback, nothing on stdout (without --json).
   local function one_line(r, code, pattern)
     assert.are.equal(code, r.code, r.err)
-    assert.is_truthy(r.err:match("^cptokens: [^\n]+\n$"), "one line on stderr: " .. r.err)
+    local first, rest = r.err:match("^(cptokens: [^\n]+\n)(.*)$")
+    assert.is_truthy(first, "one line on stderr: " .. r.err)
+    assert.is_falsy(first:find("hint:", 1, true), r.err)
+    for line in rest:gmatch("[^\n]*\n") do
+      assert.is_truthy(line:match("^cptokens: hint: [^\n]+\n$"), "only hint lines after the error: " .. r.err)
+    end
     assert.is_truthy(r.err:find(pattern), r.err .. " does not match " .. pattern)
     assert.is_falsy(r.err:find("traceback", 1, true))
     assert.are.equal("", r.out)
@@ -344,6 +350,10 @@ describe("cptokens whm (command line)", function()
     for _, cmd in ipairs { { "whm", "list" }, { "whm", "create", "x" }, { "whm", "audit" }, { "accounts" } } do
       local r = run(cmd, { env = { WHM_TOKEN = bad } })
       one_line(r, 1, "^cptokens: auth: ")
+      -- the hint names the WHM account that acted and where the token came from
+      assert.is_truthy(r.err:find("\ncptokens: hint: the server refused the WHM API token from WHM_TOKEN"
+        .. " for WHM user root at https://127.0.0.1:", 1, true), r.err)
+      assert.is_falsy(r.err:find("acting for", 1, true), r.err)
     end
     local r = run({ "whm", "list", "--json" }, { env = { WHM_TOKEN = bad } })
     assert.are.equal(1, r.code)

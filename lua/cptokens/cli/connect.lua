@@ -268,7 +268,7 @@ local function connect_whm(ctx, opts, cmd)
   o[cred.kind == "whm_token" and "token" or "password"] = cred.value
   ctx.users[#ctx.users + 1] = user
   ctx.cred = cred
-  ctx.target = { url = url, user = user, whm_user = user }
+  ctx.target = { url = url, whm_user = user, whm = true }
   if o.insecure then
     say(ctx, "cptokens: warning: --insecure: the server's certificate is not checked; whoever answers"
       .. " gets the credential and the tokens")

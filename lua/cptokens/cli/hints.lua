@@ -64,7 +64,9 @@ local function refused(ctx)
     or ENV_OF[cred.kind]
   if not cred.kind then return nil end
   local who = "user " .. tostring(target.user)
-  if cred.kind == "whm_token" then
+  if target.whm then -- the whm commands: the WHM account acts for itself
+    who = "WHM user " .. tostring(target.whm_user)
+  elseif cred.kind == "whm_token" then
     who = "WHM user " .. tostring(target.whm_user or "root") .. ", acting for " .. tostring(target.user)
   end
   local tail = cred.kind == "password"
