@@ -155,6 +155,18 @@ describe("cptokens whm (command line)", function()
         -- the file is the credential: url, WHM user and CA from it
         r = ok(run({ "whm", "list", "--whm-token-file", path }, { env = { CPANEL_URL = false, CPANEL_CAFILE = false } }))
         assert.is_truthy(r.out:find("\nfiled ", 1, true), r.out)
+        -- its server and WHM user are never overridden silently: a stale CPANEL_URL or another
+        -- WHM_USER is refused (exit 2), naming both, and nothing is sent
+        local n = #srv:log()
+        r = run({ "whm", "list", "--whm-token-file", path }, { env = { CPANEL_URL = srv.url } })
+        one_line(r, 2, "holds a token for " .. srv.whm_url:gsub("%p", "%%%0") .. ", but CPANEL_URL says "
+          .. srv.url:gsub("%p", "%%%0"))
+        local other = who.user == "root" and "res" or "root"
+        r = run({ "whm", "list", "--whm-token-file", path }, { env = { WHM_USER = other } })
+        one_line(r, 2, "holds a token of the account " .. who.user .. ", but WHM_USER says " .. other)
+        r = run({ "whm", "list", "--whm-token-file", path, "--whm-user", other })
+        one_line(r, 2, "but %-%-whm%-user says " .. other)
+        assert.are.equal(n, #srv:log(), "nothing was sent")
         -- --json names the file and holds no token
         r = ok(run({ "whm", "create", "filed2", "--json", "--out", tmp .. "/" .. who.user .. "-out2.json" }, as(who)))
         local doc = cjson.decode(r.out)

@@ -15,6 +15,9 @@
 --           the end once each, then again with random kills.
 --   overlap two or three rotations of one store started 0 to 0.4 s apart (the server slowed
 --           so that they overlap), CLI and library mixed.
+--   whm     kills and faults as above for root's WHM API tokens (`cptokens whm rotate P
+--           --whm-token-file F --out F`, and whm:rotate{ store = F }): the same invariants,
+--           on the server's WHM token list.
 --
 -- Invariants (the `violations` in the report):
 --   store   after every run, killed or not: the file is a token file whose token
@@ -77,6 +80,13 @@ local FAULTS = {
   -- the verification is the list made with the new token: the second list
   verify = { "status", { status = 503, func = "list", skip = 1, times = 1 } },
   revoke = { "status", { status = 503, func = "revoke", times = 1 } },
+}
+-- The same for WHM API tokens (WHM API 1; the verification is api_token_get_details).
+local WHM_FAULTS = {
+  list = { "status", { status = 503, func = "api_token_list", times = 1 } },
+  create = { "status", { status = 503, func = "api_token_create", times = 1 } },
+  verify = { "status", { status = 503, func = "api_token_get_details", times = 1 } },
+  revoke = { "status", { status = 503, func = "api_token_revoke", times = 1 } },
 }
 
 describe("chaos #chaos", function()
@@ -203,9 +213,18 @@ describe("chaos #chaos", function()
     }
     for _, k in ipairs(INVARIANTS) do S.violations[k] = 0 end
     for k, v in pairs(extra or {}) do S[k] = v end
+    S.whm = kind:find("^whm%-") ~= nil
+    S.faults = S.whm and WHM_FAULTS or FAULTS
+    S.create_func = S.whm and "api_token_create" or "create_full_access"
+    S.create_uri = S.whm and "/json-api/api_token_create" or "/execute/Tokens/create_full_access"
+    ch:use(S.whm and "whm" or "cpanel")
     S.dir = ch:store_dir(name)
     S.file = S.dir .. "/token.json"
-    srv:seed_token("alice", { name = OTHER_TOKEN })
+    if S.whm then
+      srv:seed_whm_token("root", { name = OTHER_TOKEN })
+    else
+      srv:seed_token("alice", { name = OTHER_TOKEN })
+    end
     ch:bootstrap(S.file, S.prefix, keep)
     scenarios[#scenarios + 1] = S
     return S
@@ -272,8 +291,8 @@ describe("chaos #chaos", function()
     local from = random() < AIMED and S.startup or 0
     local delay = finish and CAP or from + random() * (OVERSHOOT * S.duration - from)
     local mode
-    if step and FAULTS[step] then
-      srv:fault(FAULTS[step][1], FAULTS[step][2])
+    if step and S.faults[step] then
+      srv:fault(S.faults[step][1], S.faults[step][2])
     elseif step then
       mode = step -- store_nil, store_raise: the library child's failing store function
     end
@@ -336,7 +355,7 @@ describe("chaos #chaos", function()
   -- create reply: saving the token file fails for real (ENOTDIR), for the CLI too.
   local function store_dir_failure(S)
     ch:new_requests()
-    srv:fault("latency", { func = "create_full_access", ms = 400, times = 1 })
+    srv:fault("latency", { func = S.create_func, ms = 400, times = 1 })
     local run = ch:spawn { kind = S.kind, file = S.file, prefix = S.prefix, keep = S.keep, delay = CAP,
                            cap = true }
     local away = S.dir .. ".away"
@@ -344,7 +363,7 @@ describe("chaos #chaos", function()
     for _ = 1, 500 do
       local created = false
       for _, rec in ipairs(ch:new_requests()) do
-        created = created or rec.uri == "/execute/Tokens/create_full_access"
+        created = created or rec.uri == S.create_uri
       end
       if created then
         assert(os.rename(S.dir, away))
@@ -434,6 +453,24 @@ describe("chaos #chaos", function()
     assert.are.equal(1, #p.unheld)
     assert.is_truthy(p.unheld[1]:find("newer than the stored", 1, true))
     c:close()
+    -- the WHM family: root's WHM tokens are the truth
+    ch:use("whm")
+    local wfile = dir .. "/whm.json"
+    ch:bootstrap(wfile, "selftest", 0)
+    assert.is_true((ch:check_store(wfile)))
+    assert.is_true((ch:authenticates(wfile)))
+    assert.are.same({ count = {}, unheld = {} }, ch:converged(wfile, "selftest", 0))
+    local wheld = assert(ch:held(wfile))
+    local w = assert(require("cptokens").whm { url = srv.whm_url, user = "root", token = H.ROOT_WHM,
+                                               cafile = srv.cafile })
+    assert(w:revoke(wheld.name))
+    w:close()
+    ok, why = ch:check_store(wfile)
+    assert.is_false(ok)
+    assert.is_truthy(why:find("revoked", 1, true))
+    assert.is_false((ch:authenticates(wfile)))
+    assert.are.equal(1, #ch:converged(wfile, "selftest", 0).count)
+    ch:use("cpanel")
     -- the mask hides token-shaped words
     assert.are.equal("a <TOKEN> b", ch:mask("a " .. held.token .. " b"))
   end)
@@ -442,6 +479,7 @@ describe("chaos #chaos", function()
   local KILL_SCENARIOS = {
     { "cli-keep0", "cli", 0, 0.13, 0.06 }, { "cli-keep1", "cli", 1, 0.13, 0.06 },
     { "lib-keep0", "lib", 0, 0.13, 0.06 }, { "lib-keep1", "lib", 1, 0.13, 0.06 },
+    { "whm-cli-keep1", "whm-cli", 1, 0.05, 0.04 }, { "whm-lib-keep0", "whm-lib", 0, 0.05, 0.04 },
   }
   for _, sc in ipairs(KILL_SCENARIOS) do
     it("kills: " .. sc[1], function()
@@ -472,13 +510,14 @@ describe("chaos #chaos", function()
   local FAULT_SCENARIOS = {
     { "faults-cli-keep0", "cli", 0, 0.06, 0.04 }, { "faults-cli-keep1", "cli", 1, 0.06, 0.04 },
     { "faults-lib-keep0", "lib", 0, 0.06, 0.04 }, { "faults-lib-keep1", "lib", 1, 0.06, 0.04 },
+    { "faults-whm-cli-keep0", "whm-cli", 0, 0.03, 0.03 }, { "faults-whm-lib-keep1", "whm-lib", 1, 0.03, 0.03 },
   }
   for _, sc in ipairs(FAULT_SCENARIOS) do
     it("failures at each step, with and without kills: " .. sc[1], function()
       local S = new_scenario(sc[1], sc[2], sc[3])
       calibrate(S)
       local steps = { "list", "create", "verify", "revoke" }
-      if S.kind == "lib" then
+      if S.kind:find("lib", 1, true) then
         steps[#steps + 1] = "store_nil"
         steps[#steps + 1] = "store_raise"
       end
@@ -493,6 +532,7 @@ describe("chaos #chaos", function()
   -- Overlapping rotations of one store (cron jobs that overlap).
   for _, keep in ipairs { 0, 1 } do
     it("overlapping rotations of one store: keep " .. keep, function()
+      ch:use("cpanel")
       local S = new_scenario("overlap-keep" .. keep, "cli", keep)
       local groups = math.max(1, math.floor(OVERLAPS / 2 + 0.5))
       local deadline = socket.gettime() + SECONDS * 0.1

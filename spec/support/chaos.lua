@@ -14,7 +14,13 @@ and SIGKILLed at chosen instants, and the invariants checked against the fake se
   ch:new_requests()                          -- the server's log records since the last call
   ch:phase(records)                          -- where a killed run was, from those records
   ch:bootstrap(file, prefix, keep)           -- a settled token file, made with the password
+  ch:use("whm")                              -- from here: WHM API tokens of root (ch:use("cpanel"): back)
   ch:cleanup()
+
+Two families of tokens: "cpanel" (alice's user tokens, `cptokens rotate`, client:rotate) and
+"whm" (root's own WHM API tokens, `cptokens whm rotate`, whm:rotate; the file is a WHM token
+file and its token is the credential). ch:use() picks the one truth(), bootstrap() and the
+children work with; a spec's kind "whm-cli" / "whm-lib" is the WHM family's cli / lib.
 
 How a child is killed: a small bash runner (RUNNER below) starts the command in the
 background, then waits for whichever ends first, the command or `sleep DELAY`; if the
@@ -77,7 +83,8 @@ if not opts then
   os.exit(5)
 end
 opts.timeout = @TIMEOUT@
-local client = assert(cptokens.new(opts))
+-- a WHM token file: its token is root's WHM API token, rotated by whm:rotate
+local client = assert((meta.kind == "whm" and cptokens.whm or cptokens.new)(opts))
 local ro = { prefix = prefix, keep = keep, store = file }
 -- (a store function shares the file's lock, and so its journal: README, "A store function")
 if mode == "store_nil" then
@@ -105,7 +112,7 @@ Chaos.__index = Chaos
 
 function chaos.new(srv)
   local self = setmetatable({ srv = srv, dir = util.tmpdir("chaos"), seq = 0, log_seen = 0,
-                              password = srv.accounts.alice.password }, Chaos)
+                              password = srv.accounts.alice.password, family = "cpanel" }, Chaos)
   self.runs = self.dir .. "/runs"
   assert(util.execute("mkdir -p " .. shell_quote(self.runs)))
   self.runner = self.dir .. "/runner.sh"
@@ -120,7 +127,15 @@ function chaos.new(srv)
     "LUA_PATH=" .. shell_quote(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;"),
     "LUA_CPATH=" .. shell_quote(BUILD .. "/?.so;;"),
   }, " ")
+  -- the WHM family: CPANEL_URL is WHM's port (as the WHM token file says)
+  self.env_whm = self.env:gsub("CPANEL_URL=%S+", function() return "CPANEL_URL=" .. shell_quote(srv.whm_url) end)
   return self
+end
+
+--- The family of tokens from here on: "cpanel" (alice's) or "whm" (root's WHM API tokens).
+function Chaos:use(family)
+  assert(family == "cpanel" or family == "whm", "unknown family " .. tostring(family))
+  self.family = family
 end
 
 function Chaos:cleanup()
@@ -155,7 +170,12 @@ function Chaos:spawn(spec)
   self.seq = self.seq + 1
   local base = self.runs .. "/r" .. self.seq
   local cmd
-  if spec.kind == "cli" then
+  local whm, kind = spec.kind:match("^(whm%-)(.*)$")
+  kind = kind or spec.kind
+  if kind == "cli" and whm then
+    cmd = { util.LUA, ROOT .. "/bin/cptokens", "whm", "rotate", spec.prefix, "--whm-token-file", spec.file,
+            "--out", spec.file, "--keep", tostring(spec.keep) }
+  elseif kind == "cli" then
     cmd = { util.LUA, ROOT .. "/bin/cptokens", "rotate", spec.prefix, "--token-file", spec.file,
             "--out", spec.file, "--keep", tostring(spec.keep) }
   else
@@ -163,7 +183,7 @@ function Chaos:spawn(spec)
   end
   for i, a in ipairs(cmd) do cmd[i] = shell_quote(a) end
   local line = "bash " .. shell_quote(self.runner) .. " " .. string.format("%.3f", spec.delay) .. " "
-    .. shell_quote(base) .. " " .. self.env .. " " .. table.concat(cmd, " ")
+    .. shell_quote(base) .. " " .. (whm and self.env_whm or self.env) .. " " .. table.concat(cmd, " ")
     .. " >/dev/null 2>" .. shell_quote(base .. ".runner") .. " &"
   assert(util.execute(line), "cannot start the chaos runner")
   return { base = base, spec = spec, started = socket.gettime() }
@@ -218,10 +238,11 @@ end
 
 ---------------------------------------------------------- server's truth
 
---- The server's tokens for alice, by name and by value (values stay in memory only).
+--- The server's tokens of the family in use (alice's, or root's WHM tokens), by name and by
+-- value (values stay in memory only).
 function Chaos:truth()
   local by_name, by_value = {}, {}
-  local list = self.srv:tokens("alice")
+  local list = self.family == "whm" and self.srv:whm_tokens("root") or self.srv:tokens("alice")
   local now = os.time()
   for _, t in ipairs(list) do
     local exp = tonumber(t.expires_at)
@@ -269,7 +290,7 @@ end
 function Chaos:authenticates(file)
   local opts, err = cptokens.store.load(file)
   if not opts then return false, self:mask(err.message) end
-  local c = cptokens.new(opts)
+  local c = (err.kind == "whm" and cptokens.whm or cptokens.new)(opts)
   local list, lerr = c:list()
   c:close()
   if not list then return false, self:mask(tostring(lerr)) end
@@ -348,11 +369,17 @@ end
 -- "start" (nothing arrived), "list", "create", "verify" (a list after create),
 -- "revoke", "after-revoke" (a list after a revoke).
 function Chaos.phase(_, records)
+  -- (the WHM family: api_token_list, _create, _get_details (its verify), _revoke)
+  local WHM = { api_token_list = "list", api_token_create = "create_full_access", api_token_revoke = "revoke",
+                api_token_get_details = "details" }
   local phase, created, revoked = "start", false, false
   for _, rec in ipairs(records) do
-    local func = rec.uri and rec.uri:match("^/execute/Tokens/(.*)$")
+    local func = rec.uri and (rec.uri:match("^/execute/Tokens/(.*)$")
+      or WHM[rec.uri:match("^/json%-api/([%w_]+)") or false])
     if func == "list" then
       phase = revoked and "after-revoke" or created and "verify" or "list"
+    elseif func == "details" then
+      phase = revoked and "after-revoke" or "verify"
     elseif func == "create_full_access" then
       phase, created = "create", true
     elseif func == "revoke" then
@@ -364,11 +391,18 @@ end
 
 --- A token file for the prefix, from nothing: in this process, with the password, as many
 -- rotations as make a settled state (keep + 1 tokens, the newest in the file).
+-- The WHM family: with root's own WHM token (the fixture's), a full-access WHM token file.
 function Chaos:bootstrap(file, prefix, keep)
   self.srv:clear_faults()
   os.remove(file)
-  local c = assert(cptokens.new { url = self.srv.url, user = "alice", password = self.password,
-                                  cafile = self.srv.cafile })
+  local c
+  if self.family == "whm" then
+    c = assert(cptokens.whm { url = self.srv.whm_url, user = "root", token = self.srv.accounts.root.token,
+                              cafile = self.srv.cafile })
+  else
+    c = assert(cptokens.new { url = self.srv.url, user = "alice", password = self.password,
+                              cafile = self.srv.cafile })
+  end
   for _ = 1, keep + 1 do
     local tok, err = c:rotate { prefix = prefix, keep = keep, store = file }
     assert(tok, "bootstrap rotation failed: " .. self:mask(tostring(err)))

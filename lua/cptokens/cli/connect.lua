@@ -194,16 +194,20 @@ end
 
 -- A token file's own server and account are never overridden silently: a stale CPANEL_URL
 -- (or --url) would send the file's token to another server. Refused, naming both.
-local function check_file_conn(ctx, opts, file, url, user)
+-- (The same for a WHM token file and its WHM user: whm = true.)
+local function check_file_conn(ctx, opts, file, url, user, whm)
+  local opt = whm and "--whm-token-file" or "--token-file"
   if file.url and not require("cptokens.store").same_server(url, file.url) then
-    usage("--token-file %s holds a token for %s, but %s says %s: the token would go to another server "
-      .. "(unset %s, or use that server's token file)", one_line(ctx.cred.file), one_line(file.url),
+    usage("%s %s holds a token for %s, but %s says %s: the token would go to another server "
+      .. "(unset %s, or use that server's token file)", opt, one_line(ctx.cred.file), one_line(file.url),
       opts.url and "--url" or "CPANEL_URL", one_line(url), opts.url and "--url" or "CPANEL_URL")
   end
-  if file.user and user ~= file.user then
-    usage("--token-file %s holds a token of the account %s, but %s says %s (unset %s, or use that"
-      .. " account's token file)", one_line(ctx.cred.file), one_line(file.user),
-      opts.user and "--user" or "CPANEL_USER", one_line(user), opts.user and "--user" or "CPANEL_USER")
+  local file_user = whm and file.whm_user or file.user
+  local flag, env = whm and "--whm-user" or "--user", whm and "WHM_USER" or "CPANEL_USER"
+  if file_user and user ~= file_user then
+    usage("%s %s holds a token of the account %s, but %s says %s (unset %s, or use that"
+      .. " account's token file)", opt, one_line(ctx.cred.file), one_line(file_user),
+      opts[flag:sub(3)] and flag or env, one_line(user), opts[flag:sub(3)] and flag or env)
   end
 end
 
@@ -257,10 +261,12 @@ local function connect_whm(ctx, opts, cmd)
       .. " --whm-user NAME (or WHM_USER)", cmd.name)
   end
   local cred = credentials(ctx, opts, true)
+  ctx.cred = cred
   local file = ctx.file_conn or {}
   local url = opts.url or envvar(ctx, "CPANEL_URL") or file.url
   if not url then usage("no server: use --url URL or set CPANEL_URL (e.g. https://host.example.com:2087)") end
   local user = opts["whm-user"] or envvar(ctx, "WHM_USER") or file.whm_user or "root"
+  if ctx.file_conn then check_file_conn(ctx, opts, file, url, user, true) end
   local o = { url = url, user = user, otp = cred.otp, timeout = ctx.timeout, connect_timeout = ctx.connect_timeout,
               cafile = opts.cafile or envvar(ctx, "CPANEL_CAFILE") or file.cafile,
               capath = opts.capath or envvar(ctx, "CPANEL_CAPATH") or file.capath }
