@@ -1,5 +1,5 @@
 /*
- * batch.c: core.batch(jobs, concurrency) -> results, in job order.
+ * batch.c: core.batch(jobs, concurrency [, per_server]) -> results, in job order.
  *
  * Each job is { client = <cptokens.Client>, op = <an entry of the table of
  * operations (ops.c)>, and a field for each of its parameters }. Requests are built and
@@ -23,6 +23,7 @@ typedef struct batch {
   cpt_request_t *rqs;
   char (*errs)[256];  /* why a job was refused before sending */
   cpt_gate_t *gates;  /* one per distinct (server, credential) */
+  cpt_host_t *hosts;  /* one per distinct server (host, port) */
   size_t *slots;      /* hash table of 2n slots: job index + 1 of a gate's first job, or 0 */
 } batch_t;
 
@@ -35,11 +36,13 @@ static int batch_gc(lua_State *L) {
   free(b->rqs);
   free(b->errs);
   free(b->gates);
+  free(b->hosts);
   free(b->slots);
   b->jobs = NULL;
   b->rqs = NULL;
   b->errs = NULL;
   b->gates = NULL;
+  b->hosts = NULL;
   b->slots = NULL;
   b->n = 0;
   return 0;
@@ -137,6 +140,32 @@ static void assign_gates(batch_t *b, cpt_client_t **clients) {
   }
 }
 
+static unsigned long long host_hash(const cpt_target_t *t) {
+  char port[16];
+  snprintf(port, sizeof port, "%d", t->port);
+  return fnv(fnv(14695981039346656037ULL, t->host, strlen(t->host)), port, strlen(port));
+}
+
+/* Gives every job the host of the first job with the same host and port (slots reused). */
+static void assign_hosts(batch_t *b, cpt_client_t **clients) {
+  size_t i, nhosts = 0, cap = 2 * b->n;
+  if (b->n == 0) return;
+  memset(b->slots, 0, cap * sizeof *b->slots);
+  for (i = 0; i < b->n; i++) {
+    const cpt_target_t *t = &clients[i]->target, *u;
+    size_t k = (size_t)(host_hash(t) % cap);
+    while (b->slots[k] != 0 && ((u = &clients[b->slots[k] - 1]->target)->port != t->port ||
+                                strcmp(u->host, t->host) != 0))
+      k = (k + 1) % cap;
+    if (b->slots[k] == 0) {
+      b->slots[k] = i + 1;
+      b->jobs[i].host = &b->hosts[nhosts++];
+    } else {
+      b->jobs[i].host = b->jobs[b->slots[k] - 1].host;
+    }
+  }
+}
+
 /* Pushes job i's result table: { ok, value, existed? } or { ok = false, err }. */
 static void push_result(lua_State *L, batch_t *b, size_t i) {
   int base = lua_gettop(L), n, first;
@@ -169,12 +198,14 @@ static int l_batch(lua_State *L) {
   batch_t *b;
   cpt_client_t **clients;
   size_t n, i;
-  int concurrency;
+  int concurrency, per_server;
   long long now = (long long)time(NULL);
 
   luaL_checktype(L, 1, LUA_TTABLE);
   concurrency = (int)luaL_optinteger(L, 2, 10);
   luaL_argcheck(L, concurrency >= 1 && concurrency <= 1000, 2, "concurrency must be 1 to 1000");
+  per_server = (int)luaL_optinteger(L, 3, 0);
+  luaL_argcheck(L, per_server >= 0 && per_server <= 1000, 3, "per_server must be 0 to 1000");
   n = cpt_rawlen(L, 1);
   lua_settop(L, 1);
 
@@ -187,9 +218,10 @@ static int l_batch(lua_State *L) {
     b->rqs = calloc(n, sizeof *b->rqs);
     b->errs = calloc(n, sizeof *b->errs);
     b->gates = calloc(n, sizeof *b->gates);
+    b->hosts = calloc(n, sizeof *b->hosts);
     b->slots = calloc(2 * n, sizeof *b->slots);
     /* On failure __gc frees what was allocated. */
-    if (!b->jobs || !b->rqs || !b->errs || !b->gates || !b->slots)
+    if (!b->jobs || !b->rqs || !b->errs || !b->gates || !b->hosts || !b->slots)
       return luaL_error(L, "cptokens: out of memory");
     b->n = n;
   }
@@ -202,9 +234,10 @@ static int l_batch(lua_State *L) {
     lua_pop(L, 1);
   }
   assign_gates(b, clients);
+  assign_hosts(b, clients);
   lua_pop(L, 1);
 
-  cpt_curl_batch(b->jobs, n, concurrency);
+  cpt_curl_batch(b->jobs, n, concurrency, per_server);
 
   lua_createtable(L, (int)n, 0); /* index 3 */
   for (i = 0; i < n; i++) {

@@ -321,11 +321,18 @@ typedef struct cpt_gate {
   long status;       /* the refusal's HTTP status, once closed */
 } cpt_gate_t;
 
+/* The jobs of a batch that share a server (host and port, any credential): how many of
+ * them are in flight, against the batch's per-server limit. */
+typedef struct cpt_host {
+  int active;
+} cpt_host_t;
+
 /* One job of a batch: a built request, the client handle whose options it uses. */
 typedef struct cpt_job {
   const cpt_request_t *rq;
   cpt_curl_t *client;
   cpt_gate_t *gate;  /* shared by the jobs with the same server and credential */
+  cpt_host_t *host;  /* shared by the jobs with the same server */
   int skip;          /* refused before sending: not run */
   int started;
   cpt_xfer_t x;
@@ -333,11 +340,12 @@ typedef struct cpt_job {
 
 /*
  * Runs the jobs concurrently through one multi handle, at most `concurrency`
- * at a time, sharing connections, TLS sessions, DNS and the CA store.
+ * at a time and at most `per_server` (0: no limit of its own) to one server,
+ * sharing connections, TLS sessions, DNS and the CA store.
  * Every job that runs gets its outcome in job->x; returns 0, or -1 when the
  * multi handle could not be set up (every job then fails with a message).
  */
-CPT_HIDDEN int cpt_curl_batch(cpt_job_t *jobs, size_t n, int concurrency);
+CPT_HIDDEN int cpt_curl_batch(cpt_job_t *jobs, size_t n, int concurrency, int per_server);
 CPT_HIDDEN int cpt_curl_peer_cert(const char *url, long timeout_ms, cpt_buf_t *out, char *err,
                                   size_t errlen); /* the certificate url presents, unverified */
 CPT_HIDDEN void cpt_xfer_release(cpt_xfer_t *x);

@@ -355,10 +355,11 @@ static void gate_done(cpt_job_t *j) {
 
 /*
  * The next job that may start, from *next on, or NULL: jobs whose gate is
- * closed are held back as they are passed; jobs whose gate is probing wait.
+ * closed are held back as they are passed; jobs whose gate is probing wait, as
+ * do jobs whose server has per_server (when not 0) in flight.
  * *next moves past every job that is done with.
  */
-static cpt_job_t *next_job(cpt_job_t *jobs, size_t n, size_t *next) {
+static cpt_job_t *next_job(cpt_job_t *jobs, size_t n, size_t *next, int per_server) {
   size_t i;
   int waiting = 0;
   for (i = *next; i < n; i++) {
@@ -374,7 +375,8 @@ static cpt_job_t *next_job(cpt_job_t *jobs, size_t n, size_t *next) {
       if (!waiting) *next = i + 1;
       continue;
     }
-    if (g != NULL && g->state == CPT_GATE_PROBING) {
+    if ((g != NULL && g->state == CPT_GATE_PROBING) ||
+        (per_server > 0 && j->host != NULL && j->host->active >= per_server)) {
       waiting = 1;
       continue;
     }
@@ -386,7 +388,7 @@ static cpt_job_t *next_job(cpt_job_t *jobs, size_t n, size_t *next) {
   return NULL;
 }
 
-int cpt_curl_batch(cpt_job_t *jobs, size_t n, int concurrency) {
+int cpt_curl_batch(cpt_job_t *jobs, size_t n, int concurrency, int per_server) {
   CURLM *multi = curl_multi_init();
   size_t next = 0;
   int running = 0, active = 0, finished, rc = 0;
@@ -403,9 +405,10 @@ int cpt_curl_batch(cpt_job_t *jobs, size_t n, int concurrency) {
     CURLMsg *m;
     int left;
     cpt_job_t *j;
-    while (active < concurrency && (j = next_job(jobs, n, &next)) != NULL) {
+    while (active < concurrency && (j = next_job(jobs, n, &next, per_server)) != NULL) {
       if (start_job(multi, j) == 0) {
         active++;
+        if (j->host) j->host->active++;
       } else {
         drop_handle(&j->x);
         gate_done(j);
@@ -430,6 +433,7 @@ int cpt_curl_batch(cpt_job_t *jobs, size_t n, int concurrency) {
       xfer_end(&d->x, m->data.result);
       drop_handle(&d->x);
       gate_done(d);
+      if (d->host) d->host->active--;
       active--;
       finished++;
     }

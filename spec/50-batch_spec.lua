@@ -220,4 +220,27 @@ describe("cptokens.batch", function()
     closed:close()
     assert.has_error(function() cptokens.batch({ { client = closed, op = "list" } }) end)
   end)
+  describe("per_server", function()
+    it("holds the requests in flight to one server at the limit, measured by the server", function()
+      srv:fault("latency", { ms = 50 })
+      local c = H.client(srv, { url = srv.whm_url, user = "alice", whm_token = srv.accounts.root.token })
+      local jobs = {}
+      for i = 1, 30 do jobs[i] = { client = c, op = "list" } end
+      local results = cptokens.batch(jobs, { concurrency = 20, per_server = 3 })
+      for i = 1, 30 do assert.is_true(results[i].ok, tostring(results[i].err)) end
+      assert.equal(3, srv:inflight().max)
+      srv:reset()
+      srv:fault("latency", { ms = 50 })
+      cptokens.batch(jobs, { concurrency = 20 })
+      assert.is_true(srv:inflight().max > 3, "without per_server the batch goes wider")
+      c:close()
+    end)
+
+    it("refuses a per_server that is not a whole number from 1 to 1000", function()
+      for _, bad in ipairs { 0, 1.5, 1001, "8" } do
+        assert.has_error(function() cptokens.batch({}, { per_server = bad }) end,
+          "cptokens.batch: per_server must be a whole number from 1 to 1000")
+      end
+    end)
+  end)
 end)

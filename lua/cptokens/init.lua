@@ -155,7 +155,17 @@ local function job_expiry(job, i)
   end
 end
 
-local BATCH_OPTIONS = { concurrency = true }
+local BATCH_OPTIONS = { concurrency = true, per_server = true }
+
+--- A batch option that must be a whole number from lo to 1000, or its default.
+local function whole(opts, key, default, lo)
+  local v = opts[key]
+  if v == nil then return default end
+  if type(v) ~= "number" or v < lo or v > 1000 or v ~= math.floor(v) then
+    error("cptokens.batch: " .. key .. " must be a whole number from " .. lo .. " to 1000", 3)
+  end
+  return v
+end
 -- A job's fields: client, op, expires_in (create's, read here) and every
 -- parameter of every operation of the C table.
 local JOB_FIELDS = { client = true, op = true, expires_in = true }
@@ -163,9 +173,10 @@ for _, op in ipairs(core.ops) do
   for _, field in ipairs(op.fields) do JOB_FIELDS[field] = true end
 end
 
---- cptokens.batch(jobs [, { concurrency = 10 }]) -> results
+--- cptokens.batch(jobs [, { concurrency = 10, per_server = n }]) -> results
 -- Runs many operations, on one client or many, concurrently through one
--- libcurl multi handle (no threads). jobs[i] = { client = c, op = "create" |
+-- libcurl multi handle (no threads): at most `concurrency` in flight, and at most
+-- `per_server` (default: no limit of its own) to one server (host and port). jobs[i] = { client = c, op = "create" |
 -- "list" | "rename" | "revoke", name =, new_name =, expires_in = | expires_at = }
 -- (op: any name of core.ops, with the fields of its parameters).
 -- results[i] = { ok = true, value = v [, existed = b] } or { ok = false, err = e },
@@ -174,7 +185,7 @@ function _M.batch(jobs, opts)
   if type(jobs) ~= "table" then
     error("cptokens.batch: expected an array of jobs, got " .. type(jobs), 2)
   end
-  local concurrency = 10
+  local concurrency, per_server = 10, 0
   if opts ~= nil then
     if type(opts) ~= "table" then error("cptokens.batch: options must be a table", 2) end
     for k in pairs(opts) do
@@ -182,13 +193,8 @@ function _M.batch(jobs, opts)
         error("cptokens.batch: unknown option '" .. tostring(k) .. "'", 2)
       end
     end
-    if opts.concurrency ~= nil then
-      concurrency = opts.concurrency
-      if type(concurrency) ~= "number" or concurrency < 1 or concurrency > 1000
-        or concurrency ~= math.floor(concurrency) then
-        error("cptokens.batch: concurrency must be a whole number from 1 to 1000", 2)
-      end
-    end
+    concurrency = whole(opts, "concurrency", 10, 1)
+    per_server = whole(opts, "per_server", 0, 1)
   end
   local results, send, where = {}, {}, {}
   for i = 1, #jobs do
@@ -213,7 +219,7 @@ function _M.batch(jobs, opts)
       where[#send] = i
     end
   end
-  local done = core.batch(send, concurrency)
+  local done = core.batch(send, concurrency, per_server)
   for k = 1, #done do
     local r = done[k]
     if not r.ok and r.err.created then

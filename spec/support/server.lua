@@ -7,6 +7,7 @@ Runs the fake cPanel/WHM server (spec/support/fake) under nginx for busted specs
   srv.expired_url   -- the cPanel API behind a certificate from the same CA that has expired
   srv:reset()  srv:fault(mode, params)  srv:clear_faults()  srv:set(opts)
   srv:log([from])  srv:count(filter)  srv:seed_token(user, t)  srv:tokens(user)
+  srv:seed_accounts(count, opts)  srv:inflight()
   srv:stop()
 
 Works under Lua 5.1 to 5.4 and LuaJIT; needs luasocket, lua-cjson, openssl and
@@ -188,5 +189,17 @@ function Server:seed_whm_token(user, t) return self:_control("/seed_whm_token", 
 
 --- The WHM tokens the server holds for a WHM account, secrets included (test-only).
 function Server:whm_tokens(user) return self:_control("/whm_tokens", { user = user }) or {} end
+
+--- Adds count cPanel accounts "<prefix>NNNNN" (opts.prefix, default "u"), owned by opts.owner
+-- (a WHM account, default root), every opts.suspend_every-th one suspended; reset removes
+-- them. Returns their names.
+function Server:seed_accounts(count, opts)
+  local req = { count = count }
+  for k, v in pairs(opts or {}) do req[k] = v end
+  return self:_control("/seed_accounts", req)
+end
+
+--- { now = requests in flight, max = the most in flight at once since reset }.
+function Server:inflight() return self:_control("/inflight") end
 
 return server

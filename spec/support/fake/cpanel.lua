@@ -96,7 +96,21 @@ local function fresh_state()
   for user, a in pairs(M.accounts) do
     if a.kind == "whm" then whm_tokens[user] = {} end
   end
-  return { tokens = tokens, whm_tokens = whm_tokens, faults = {}, log = {}, opts = {} }
+  return { tokens = tokens, whm_tokens = whm_tokens, faults = {}, log = {}, opts = {},
+           inflight = 0, max_inflight = 0 }
+end
+
+-- Accounts added by the control call seed_accounts (removed again by reset).
+local seeded = {}
+local function unseed()
+  for _, name in ipairs(seeded) do M.accounts[name] = nil end
+  for _, a in pairs(M.accounts) do
+    if a.kind == "whm" and a.seeded_owns then
+      for _ = 1, a.seeded_owns do table.remove(a.owns) end
+      a.seeded_owns = nil
+    end
+  end
+  seeded = {}
 end
 state = fresh_state()
 
@@ -206,14 +220,15 @@ end
 
 -- An active fault's params, counting down `times`. A fault may be narrowed to
 -- requests with params.func (the UAPI function), params.auth ("cpanel", "basic",
--- "whm") and params.port ("cpanel", "whm"); params.skip lets that many matching
--- requests through first.
+-- "whm"), params.port ("cpanel", "whm") and params.user (the account a WHM credential
+-- acts for: cpanel_jsonapi_user); params.skip lets that many matching requests through first.
 local function take(mode, rec)
   local f = state.faults[mode]
   if not f then return nil end
   local p = f.params
   if rec and ((p.func and p.func ~= func_of(rec)) or (p.auth and p.auth ~= rec.auth)
-      or (p.port and p.port ~= rec.port)) then
+      or (p.port and p.port ~= rec.port)
+      or (p.user and p.user ~= param(rec.args, "cpanel_jsonapi_user"))) then
     return nil
   end
   if f.skip and f.skip > 0 then
@@ -888,7 +903,20 @@ local FAULTS = {
 local KNOWN_FAULTS = { latency = true, slow = true, huge = true, fixed_list = true, bad_create = true }
 for _, f in ipairs(FAULTS) do KNOWN_FAULTS[f[1]] = true end
 
+local serve -- M.api's work, below
+
+-- Counts the requests in flight on the API ports (the highest count since reset is what
+-- the control call inflight reports: a client's concurrency measured on the server's side).
 function M.api(port)
+  state.inflight = state.inflight + 1
+  if state.inflight > state.max_inflight then state.max_inflight = state.inflight end
+  local st = state
+  local ok, err = pcall(serve, port)
+  st.inflight = st.inflight - 1
+  if not ok then error(err, 0) end
+end
+
+function serve(port)
   local rec, secret = request(port)
   -- Switch set_cookie: every reply sets a session cookie, as cPanel's login does (a client
   -- must never send it back, least of all for another account on a shared connection).
@@ -922,7 +950,36 @@ end
 local CONTROL = {}
 
 function CONTROL.reset()
+  unseed()
   state = fresh_state()
+end
+
+-- The requests in flight now, and the most at once since reset.
+function CONTROL.inflight()
+  return { now = state.inflight, max = state.max_inflight }
+end
+
+-- Adds req.count cPanel accounts "<prefix>NNNNN" (prefix default "u"), owned by the WHM
+-- account req.owner (default root: a reseller's `owns` gets them); every req.suspend_every-th
+-- one suspended; req.apitokens false turns the feature off. Returns the names.
+function CONTROL.seed_accounts(req)
+  local n, prefix = assert(tonumber(req.count), "count is required"), req.prefix or "u"
+  local owner = M.accounts[req.owner or "root"]
+  assert(owner and owner.kind == "whm", "no such WHM account: " .. tostring(req.owner))
+  local every, names = tonumber(req.suspend_every), {}
+  for i = 1, n do
+    local name = string.format("%s%05d", prefix, i)
+    assert(not M.accounts[name], "account exists: " .. name)
+    M.accounts[name] = { kind = "cpanel", user = name, password = name .. "-Pa55!",
+                         apitokens = req.apitokens ~= false, suspended = every and i % every == 0 }
+    state.tokens[name] = {}
+    seeded[#seeded + 1], names[i] = name, name
+    if not owner.owns_all then
+      owner.owns[#owner.owns + 1] = name
+      owner.seeded_owns = (owner.seeded_owns or 0) + 1
+    end
+  end
+  return names
 end
 
 function CONTROL.fault(req)
