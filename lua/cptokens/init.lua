@@ -140,6 +140,12 @@ function _M.whm(opts)
   return w, err
 end
 
+--- cptokens.fleet(servers [, opts]) -> fleet: every account of every server (cptokens.fleet,
+-- lua/cptokens/fleet.lua, loaded at first use; README "Fleet").
+function _M.fleet(servers, opts)
+  return require("cptokens.fleet").new(servers, opts)
+end
+
 -- Operations whose jobs take create's expiry options (expires_in, or expires_at read by time).
 local EXPIRY_OPS = { create = true, whm_create = true, whm_update = true }
 

@@ -67,6 +67,16 @@ end
 
 local AUDIT_OPTIONS = { within = true, now = true }
 
+--- An audited token's state from its remaining seconds (nil: never expires) and the
+-- window: "never", "expired", "expiring" (within the window) or "fine".
+local function state(remaining, window)
+  if remaining == nil then return "never" end
+  if remaining < 0 then return "expired" end
+  if remaining <= window then return "expiring" end
+  return "fine"
+end
+M.state = state
+
 local function audit(self, opts, fam)
   opts = check_options("audit", opts, AUDIT_OPTIONS, 3)
   local within = opts.within
@@ -86,15 +96,7 @@ local function audit(self, opts, fam)
     local entry = copy(t)
     local remaining = time.remaining(entry, now)
     entry.remaining = remaining
-    if remaining == nil then
-      entry.state = "never"
-    elseif remaining < 0 then
-      entry.state = "expired"
-    elseif remaining <= window then
-      entry.state = "expiring"
-    else
-      entry.state = "fine"
-    end
+    entry.state = state(remaining, window)
     if fam.risks then
       entry.risks = fam.risks(entry)
       if #entry.risks > 0 then report.risky[#report.risky + 1] = entry end

@@ -494,6 +494,10 @@ local function listaccts(w, args)
         .. ',"suspended":' .. (M.accounts[user].suspended and "1" or "0") .. ',"user":' .. jstr(user) .. "}"
     end
   end
+  if state.opts.list_self then -- switch list_self: as WHM, the WHM user's own account (root's too)
+    table.insert(items, 1, '{"domain":' .. jstr(w.user .. ".example") .. ',"owner":"root","suspended":0,"user":'
+      .. jstr(w.user) .. "}")
+  end
   if #items == 0 then return whm1("listaccts", "{}") end
   return whm1("listaccts", '{"acct":[' .. table.concat(items, ",") .. "]}")
 end
