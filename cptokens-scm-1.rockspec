@@ -23,6 +23,7 @@ dependencies = {
   "lua >= 5.1, < 5.5",
   "lua-cjson >= 2.1",
   "argparse >= 0.7",  -- the command line's parser (Debian: lua-argparse)
+  "inifile >= 1.0",   -- cptokens.config's profiles (Debian: lua-inifile)
 }
 -- libcurl and OpenSSL: LuaRocks checks that the libraries are there; the Makefile finds
 -- their headers and flags with pkg-config (Debian keeps curl.h in a multiarch folder that
@@ -33,8 +34,9 @@ external_dependencies = {
 }
 -- The modules, installed by the Makefile's install rule (check-rockspec.sh checks each):
 --   cptokens (init.lua), cptokens.core (csrc/, core.so), cptokens.time, cptokens.store,
---   cptokens.rotate, cptokens.ngx, cptokens.cli, and the CLI's parts in cptokens/cli/:
---   cptokens.cli.args, .parser, .common, .json, .connect, .tokens, .rotate, .help, .hints;
+--   cptokens.rotate, cptokens.ngx, cptokens.fleet, cptokens.config, cptokens.cli, and the CLI's parts
+--   in cptokens/cli/: cptokens.cli.args, .parser, .common, .json, .connect, .tokens, .rotate, .help,
+--   .hints, .whm;
 --   bin/cptokens, and the completion scripts (completions/) for bash, zsh and fish.
 build = {
   -- One build path: the Makefile, driven with LuaRocks' own variables.

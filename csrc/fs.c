@@ -87,6 +87,17 @@ static int resolve(const char *path, char *out, size_t outlen) {
 }
 
 /* core.resolve(path) -> the path a write replaces, or nil, message */
+/* core.mode(path) -> the permission bits of the file at path (symbolic links followed)
+ * and whether it is a regular file, or nil, message. */
+static int l_mode(lua_State *L) {
+  const char *path = check_path(L, 1);
+  struct stat st;
+  if (stat(path, &st) != 0) return fail(L, "cannot read the mode of", path, errno);
+  lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+  lua_pushboolean(L, S_ISREG(st.st_mode));
+  return 2;
+}
+
 static int l_resolve(lua_State *L) {
   const char *path = check_path(L, 1);
   char target[4096];
@@ -359,6 +370,7 @@ void cpt_fs_open(lua_State *L) {
       {"release", lock_release}, {"read", lock_read}, {"write", lock_write}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"atomic_write", l_atomic_write}, {"writable", l_writable},
                                    {"resolve", l_resolve},           {"lock", l_lock},
+                                   {"mode", l_mode},
                                    {NULL, NULL}};
   cpt_class(L, LOCK_MT, lock_methods, lock_release);
   lua_pop(L, 1);

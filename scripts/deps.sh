@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="gcc make pkg-config libcurl4-openssl-dev libssl-dev
-lua5.4 liblua5.4-dev lua-cjson lua-argparse
+lua5.4 liblua5.4-dev lua-cjson lua-argparse lua-inifile
 lua-busted lua-check lua-socket luarocks lua-ldoc
 nginx-light libnginx-mod-http-lua openssl curl valgrind $*"
 
