@@ -9,6 +9,8 @@ is not what is measured.
   srv.slow_url   -- <url>/slow: the 10-token list after a 50 ms non-blocking delay (echo_sleep)
   srv.cafile, srv.dir, srv.small_body, srv.big_body (the bodies' file paths)
   srv.slow_log   -- one line per /slow reply: "<end epoch, ms> <seconds taken>"
+  <url>/f10k, <url>/f100 -- WHM bases for fleet audits: listaccts of 10,000 or 100 accounts, and
+                 each account's Tokens::list after 20 ms (echo_sleep)
   srv:stop()
 
 server.start{ cpu = 1 } pins the nginx worker to that CPU (worker_cpu_affinity).
@@ -81,10 +83,32 @@ http {
             echo_sleep 0.05;
             echo_duplicate 1 '@SMALL@';
         }
+        # Fleet audits (bench/lua_fleet.lua): WHM's listaccts (a file of @F10K@ or @F100@ accounts),
+        # api_token_list, and every account's Tokens::list through /json-api/cpanel after 20 ms.
+        location = /f10k/json-api/listaccts { alias @DIR@/accts10k.json; }
+        location = /f100/json-api/listaccts { alias @DIR@/accts100.json; }
+        location ~ ^/f(10k|100)/json-api/api_token_list$ { return 200 '@WHMLIST@'; }
+        location ~ ^/f(10k|100)/json-api/cpanel$ {
+            echo_sleep 0.02;
+            echo_duplicate 1 '@WRAPPED@';
+        }
         location / { return 404 '{"status":0,"errors":["not in the bench server"]}'; }
     }
 }
 ]]
+
+--- A listaccts reply of `count` accounts acct00001... owned by root, none suspended.
+function server.accounts_body(count)
+  local items = {}
+  for i = 1, count do
+    items[i] = ('{"user":"acct%05d","domain":"acct%05d.example","owner":"root","suspended":0}'):format(i, i)
+  end
+  return '{"data":{"acct":[' .. table.concat(items, ",") .. ']},"metadata":{"command":"listaccts",'
+    .. '"reason":"OK","result":1,"version":1}}'
+end
+
+server.FLEET_TOKENS = 3 -- tokens in each account's list (fleet rows)
+server.FLEET_SIZES = { f10k = 10000, f100 = 100 } -- accounts behind each fleet prefix
 
 local Server = {}
 Server.__index = Server
@@ -111,7 +135,14 @@ local function launch(self, opts)
     more[#more + 1] = "        listen 127.0.0.1:" .. ports[i] .. " ssl;"
     self.server_urls[i - 1] = "https://127.0.0.1:" .. ports[i]
   end
+  util.write_file(self.dir .. "/accts10k.json", server.accounts_body(server.FLEET_SIZES.f10k))
+  util.write_file(self.dir .. "/accts100.json", server.accounts_body(server.FLEET_SIZES.f100))
+  local wrapped = '{"apiversion":3,"func":"list","module":"Tokens","result":'
+    .. server.list_body(server.FLEET_TOKENS) .. "}"
+  local whmlist = '{"data":{"tokens":{}},"metadata":{"command":"api_token_list","reason":"OK","result":1,'
+    .. '"version":1}}'
   local vars = {
+    WRAPPED = wrapped, WHMLIST = whmlist, F10K = server.FLEET_SIZES.f10k, F100 = server.FLEET_SIZES.f100,
     ECHO = ECHO_MODULE, DIR = self.dir, PORT = port, SMALL = small, AFFINITY = affinity(opts.cpu),
     USER = nginx.user_directive(), MORE_LISTEN = table.concat(more, "\n"),
   }

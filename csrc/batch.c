@@ -86,6 +86,8 @@ static cpt_client_t *build_job(lua_State *L, batch_t *b, size_t i, long long now
   if (op == NULL)
     cpt_misuse(L, "cptokens.batch: job %d: op must be an operation of core.ops", (int)i + 1);
   read_fields(L, op, t, i, args);
+  lua_getfield(L, t, "_accepted");
+  j->accepted = lua_toboolean(L, -1);
   j->rq = rq;
   j->client = c->curl;
   rc = cpt_request_build(rq, &c->target, op, args, now, b->errs[i], sizeof b->errs[i]);
@@ -137,6 +139,9 @@ static void assign_gates(batch_t *b, cpt_client_t **clients) {
     } else {
       b->jobs[i].gate = b->jobs[b->slots[k] - 1].gate;
     }
+    /* A caller that saw the same call accepted in an earlier batch of one run (cptokens.fleet's
+     * chunks) continues it: no probe, as if it were one batch. */
+    if (b->jobs[i].accepted) b->jobs[i].gate->state = CPT_GATE_OPEN;
   }
 }
 

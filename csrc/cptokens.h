@@ -333,6 +333,7 @@ typedef struct cpt_job {
   cpt_curl_t *client;
   cpt_gate_t *gate;  /* shared by the jobs with the same server and credential */
   cpt_host_t *host;  /* shared by the jobs with the same server */
+  int accepted;      /* the caller saw this call accepted earlier: its gate starts open */
   int skip;          /* refused before sending: not run */
   int started;
   cpt_xfer_t x;

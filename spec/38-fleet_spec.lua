@@ -141,6 +141,15 @@ describe("cptokens.fleet", function()
       end
     end)
 
+    it("refused in a later chunk (a credential revoked mid-run): the server stops there", function()
+      srv:seed_accounts(30)
+      srv:fault("whm_denied", { func = "list", skip = 7 })
+      local r = fleet.new({ entry("one") }, { chunk = 5, per_server = 1 }):audit()
+      assert.equal(1, requests { status = 403 })
+      assert.equal(8, requests { func = "list" })
+      assert.same({ 34, 6, 2, 26 }, { r.summary.accounts, r.summary.reached, r.summary.failed, r.summary.not_sent })
+    end)
+
     it("one account's failing Tokens::list does not stop the others", function()
       srv:seed_accounts(10)
       srv:fault("status", { status = 500, user = "u00004" })

@@ -30,7 +30,7 @@ local M = {}
 
 M.PER_SERVER = 8     -- requests in flight to one server
 M.CONCURRENCY = 50   -- requests in flight in all
-M.CHUNK = 1000       -- accounts per batch (clients open at once; progress is called after each)
+M.CHUNK = 5000       -- accounts per batch (clients open at once; progress is called after each)
 
 local Fleet = {}
 Fleet.__index = Fleet
@@ -134,11 +134,11 @@ end
 ------------------------------------------------------------------ enumeration
 
 --- listaccts (and whm_list when with_whm) on every server, concurrently; returns the
--- accounts to work on, interleaved across servers: { s = server, rec = account record }.
+-- accounts to work on, server by server: { s = server, rec = account record }.
 local function enumerate(self, report, with_whm)
   local jobs, where = {}, {}
   for _, s in ipairs(self.servers) do
-    s.stopped, s.rec = nil, R.server(report, s)
+    s.stopped, s.listed, s.rec = nil, nil, R.server(report, s)
     if not s.whm then
       R.server_failed(report, s.rec, s.err)
     else
@@ -166,15 +166,13 @@ local function enumerate(self, report, with_whm)
       end
     end
   end
-  local items, round = {}, 1
-  repeat
-    local any = false
-    for _, s in ipairs(self.servers) do
-      local it = per[s] and per[s][round]
-      if it then items[#items + 1], any = it, true end
-    end
-    round = round + 1
-  until not any
+  -- Server by server: the global limit then fills from a few servers at a time, each at its
+  -- per-server limit, on connections that stay open (interleaving every server would spread
+  -- the requests over more servers than the connection cache holds).
+  local items = {}
+  for _, s in ipairs(self.servers) do
+    for _, it in ipairs(per[s] or {}) do items[#items + 1] = it end
+  end
   return items
 end
 
@@ -275,12 +273,15 @@ end
 local function list_chunk(self, report, part, opts)
   local ready = open_clients(report, part)
   local jobs = {}
-  for k, it in ipairs(ready) do jobs[k] = { client = it.client, op = "list" } end
+  -- a server whose lists were accepted in an earlier chunk goes on without a lone first
+  -- request (as one batch would); a refusal still stops it (stop_refused)
+  for k, it in ipairs(ready) do jobs[k] = { client = it.client, op = "list", _accepted = it.s.listed } end
   local results = run_batch(self, jobs)
   stop_refused(ready, results)
   for k, r in ipairs(results) do
     local it = ready[k]
     if settle(report, it, r) then
+      it.s.listed = not it.s.stopped
       R.reached(report, it.rec)
       it.rec.tokens = R.tokens(report, it.s.label, it.rec.user, "cpanel", r.value)
       if opts.prune then

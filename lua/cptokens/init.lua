@@ -174,7 +174,10 @@ local function whole(opts, key, default, lo)
 end
 -- A job's fields: client, op, expires_in (create's, read here) and every
 -- parameter of every operation of the C table.
-local JOB_FIELDS = { client = true, op = true, expires_in = true }
+-- _accepted (for cptokens.fleet's chunks, not API): the same call with the same client's
+-- server and credential was accepted in an earlier batch of the run: its gate starts open
+-- (no lone first request), as if the run were one batch.
+local JOB_FIELDS = { client = true, op = true, expires_in = true, _accepted = true }
 for _, op in ipairs(core.ops) do
   for _, field in ipairs(op.fields) do JOB_FIELDS[field] = true end
 end
