@@ -281,6 +281,10 @@ end
 -- not here: a script or a `cptokens list` process that never rotates does not compile them
 -- (about a third of the library's Lua). Whatever rotate.install adds appears on first lookup.
 local lazy_loaded = false
+-- (Client is the C module's table, which outlives this module when package.loaded is cleared
+-- and cptokens is loaded again, as busted does between spec files: the methods an earlier
+-- load installed would keep calling that load's cptokens.rotate. Start from none.)
+Client.rotate, Client.prune, Client.audit = nil, nil, nil
 local function load_lazy()
   if lazy_loaded then return end
   lazy_loaded = true
