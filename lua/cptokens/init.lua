@@ -141,7 +141,7 @@ function _M.whm(opts)
 end
 
 --- cptokens.fleet(servers [, opts]) -> fleet: every account of every server (cptokens.fleet,
--- lua/cptokens/fleet.lua, loaded at first use; README "Fleet").
+-- lua/cptokens/fleet.lua, loaded at first use; docs/fleet.md).
 function _M.fleet(servers, opts)
   return require("cptokens.fleet").new(servers, opts)
 end
