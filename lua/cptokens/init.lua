@@ -100,17 +100,19 @@ _M.is_error = util.is_error
 local CREATE_OPTIONS = { expires_in = true, expires_at = true }
 
 --- Reads create's options into an epoch (0 or nil: never), or nil, err.
-local function create_expiry(opts)
+-- level: error()'s level of the caller to blame (3: the caller of the function that called this).
+local function create_expiry(opts, level)
+  level = level or 3
   if opts == nil then return nil end
   if type(opts) ~= "table" then
-    error("cptokens: create: options must be a table, got " .. type(opts), 3)
+    error("cptokens: create: options must be a table, got " .. type(opts), level)
   end
   for k in pairs(opts) do
     if not CREATE_OPTIONS[k] then
-      error("cptokens: create: unknown option '" .. tostring(k) .. "'", 3)
+      error("cptokens: create: unknown option '" .. tostring(k) .. "'", level)
     end
   end
-  local epoch, err = util.expiry_option("create", opts.expires_in, opts.expires_at, 3)
+  local epoch, err = util.expiry_option("create", opts.expires_in, opts.expires_at, level)
   return epoch, err -- not a tail call: the level counts this function's frame
 end
 
@@ -154,7 +156,9 @@ local function job_expiry(job, i)
   if job.op == "whm_update" and job.expires_at == 0 and job.expires_in == nil then
     return 0 -- never expires
   elseif EXPIRY_OPS[job.op] then
-    return create_expiry({ expires_in = job.expires_in, expires_at = job.expires_at })
+    -- not a tail call (Lua 5.1 counts a tail call as a level): blame batch's caller
+    local epoch, err = create_expiry({ expires_in = job.expires_in, expires_at = job.expires_at }, 4)
+    return epoch, err
   elseif job.expires_in ~= nil or job.expires_at ~= nil then
     error("cptokens.batch: job " .. i .. ": an expiry goes with create, whm_create and "
       .. "whm_update only", 3)
