@@ -233,6 +233,11 @@ local function credential(self, name, p)
   end
   local path = expand(self, p[c])
   if c == "password_file" then return read_secret_file(path, "password file") end
+  -- a token file: the token alone (as --token-file takes it), or a cptokens token file (JSON)
+  local f = io_open(path, "rb")
+  local head = f and f:read(1)
+  if f then f:close() end
+  if head ~= "{" then return read_secret_file(path, "token file") end
   local opts, err = require("cptokens.store").load(path)
   if not opts then return invalid(where .. "token_file: " .. err.message) end
   return opts.token or opts.whm_token, opts
@@ -286,6 +291,12 @@ function Config:profile(name)
     opts[is_password and "password" or "token"] = secret
   end
   return opts, kind
+end
+
+--- cfg:cpanel_url(name) -> profile name's cpanel_url (where rotate verifies new user tokens), or nil.
+function Config:cpanel_url(name)
+  local p = self._profiles[name]
+  return p and p.cpanel_url
 end
 
 --- cfg:group(name) -> array of { name, kind, options } (each member's profile()), or nil, err.

@@ -5,7 +5,7 @@
 --                         { label = "web2", whm = an_open_whm_client } },
 --                       { per_server = 8, concurrency = 50, progress = function(done, total, failures) end })
 --   f:list()  f:audit{ within = "14d" }  f:prune{ prefix, dry_run }  f:rotate{ prefix, store_dir, ... }
---   f:close()
+--   f:stop(reason)   (from the progress callback)   f:close()
 --
 -- Each server is a WHM credential (root or a reseller): listaccts gives the accounts it
 -- can act for (root and the reseller itself skipped, suspended ones marked), then one
@@ -380,6 +380,19 @@ function Fleet:rotate(opts)
   local fr = require "cptokens.fleet_rotate"
   opts = fr.check(opts, misuse)
   return run(self, "rotate", opts, 0, false, fr.chunk(stop))
+end
+
+--- f:stop(reason) -> true: from within a run (its progress callback), stops it: no further
+-- request is sent to any server, and each account not yet reached is reported in not_sent
+-- with "not sent: <reason>". (The command line stops `fleet rotate` so at a signal: the
+-- rotation under way finishes, the next ones do not start.) A later run starts afresh.
+function Fleet:stop(reason)
+  check(self, "stop")
+  if type(reason) ~= "string" or reason == "" then misuse("stop: reason must be a non-empty string", 2) end
+  for _, s in ipairs(self.servers) do
+    if not s.stopped then s.stopped = "not sent: " .. reason end
+  end
+  return true
 end
 
 --- f:close() -> true: closes the WHM clients the fleet opened (not those it was given).
