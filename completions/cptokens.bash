@@ -4,7 +4,7 @@ _cptokens() {
     args=("${COMP_WORDS[@]}")
     cur="${COMP_WORDS[COMP_CWORD]}"
     prev="${COMP_WORDS[COMP_CWORD-1]}"
-    opts="-h --help -V -v --version --url --user --cafile --capath --insecure --timeout --connect-timeout --token-file --password-file --otp-file --whm-token-file --whm-user --json --quiet"
+    opts="-h --help -V -v --version --url --user --cafile --capath --insecure --timeout --connect-timeout --token-file --password-file --otp-file --whm-token-file --whm-user --profile --config --json --quiet"
 
     case "$prev" in
         --url)
@@ -48,6 +48,14 @@ _cptokens() {
             return 0
             ;;
         --whm-user)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return 0
+            ;;
+        --profile)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return 0
+            ;;
+        --config)
             COMPREPLY=($(compgen -f -- "$cur"))
             return 0
             ;;
@@ -141,6 +149,36 @@ _cptokens() {
                 opts="$opts "
                 break
                 ;;
+            fleet)
+                cmd="fleet"
+                opts="$opts "
+                args=("${args[@]:1}")
+                for arg in "${args[@]}"; do
+                    case "$arg" in
+                        list)
+                            cmd="$cmd list"
+                            opts="$opts --group --format --per-server --concurrency"
+                            break
+                            ;;
+                        audit)
+                            cmd="$cmd audit"
+                            opts="$opts --group --format --within --per-server --concurrency"
+                            break
+                            ;;
+                        prune)
+                            cmd="$cmd prune"
+                            opts="$opts --group --format --prefix --dry-run --per-server --concurrency"
+                            break
+                            ;;
+                        rotate)
+                            cmd="$cmd rotate"
+                            opts="$opts --group --format --store-dir --expires-in --expires-at --keep --per-server --concurrency"
+                            break
+                            ;;
+                    esac
+                done
+                break
+                ;;
             version)
                 cmd="version"
                 opts="$opts "
@@ -156,7 +194,7 @@ _cptokens() {
 
     case "$cmd" in
         '')
-            COMPREPLY=($(compgen -W "list create revoke rename rotate prune audit whm accounts version help" -- "$cur"))
+            COMPREPLY=($(compgen -W "list create revoke rename rotate prune audit whm accounts fleet version help" -- "$cur"))
             ;;
         'create')
             case "$prev" in
@@ -311,6 +349,117 @@ _cptokens() {
                     return 0
                     ;;
                 --keep)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'fleet')
+            COMPREPLY=($(compgen -W "list audit prune rotate" -- "$cur"))
+            ;;
+        'fleet list')
+            case "$prev" in
+                --group)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --per-server)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'fleet audit')
+            case "$prev" in
+                --group)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --within)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --per-server)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'fleet prune')
+            case "$prev" in
+                --group)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --prefix)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --per-server)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'fleet rotate')
+            case "$prev" in
+                --group)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --store-dir)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --expires-in)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --expires-at)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --keep)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --per-server)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --concurrency)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;

@@ -57,6 +57,26 @@ function __fish_cptokens_print_command
             case accounts
                 set cmd $cmd accounts
                 break
+            case fleet
+                set cmd $cmd fleet
+                set -e cmdline[1]
+                for arg in $cmdline
+                    switch $arg
+                        case list
+                            set cmd $cmd list
+                            break
+                        case audit
+                            set cmd $cmd audit
+                            break
+                        case prune
+                            set cmd $cmd prune
+                            break
+                        case rotate
+                            set cmd $cmd rotate
+                            break
+                    end
+                end
+                break
             case version
                 set cmd $cmd version
                 break
@@ -89,6 +109,7 @@ complete -c cptokens -n '__fish_cptokens_using_command' -xa 'prune' -d 'revoke e
 complete -c cptokens -n '__fish_cptokens_using_command' -xa 'audit' -d 'report expired and soon-expiring tokens (exit 3 if any)'
 complete -c cptokens -n '__fish_cptokens_using_command' -xa 'whm' -d 'the WHM account\'s own API tokens: ACLs, IP allow-lists, expiry'
 complete -c cptokens -n '__fish_cptokens_using_command' -xa 'accounts' -d 'the accounts this WHM credential can act for'
+complete -c cptokens -n '__fish_cptokens_using_command' -xa 'fleet' -d 'every account of a server or of a group of servers: list, audit, prune, rotate'
 complete -c cptokens -n '__fish_cptokens_using_command' -xa 'version' -d 'the version (as --version; with --json a JSON document)'
 complete -c cptokens -n '__fish_cptokens_using_command' -xa 'help' -d 'the tool\'s help, or a command\'s'
 complete -c cptokens -s h -l help -d 'Show the help (of a command, after it)'
@@ -105,6 +126,8 @@ complete -c cptokens -l password-file -r -d 'the account password, - for standar
 complete -c cptokens -l otp-file -r -d 'with a password: the two-factor code'
 complete -c cptokens -l whm-token-file -r -d 'a WHM token acting for --user'
 complete -c cptokens -l whm-user -r -d 'the WHM account owning the WHM token (default root)'
+complete -c cptokens -l profile -r -d 'a profile of the configuration file (or CPANEL_PROFILE)'
+complete -c cptokens -l config -r -d 'the configuration file (default ~/.config/cptokens/config)'
 complete -c cptokens -l json -d 'one JSON document on standard output'
 complete -c cptokens -l quiet -d 'no report on standard output (errors, warnings and create\'s token stay)'
 
@@ -163,5 +186,37 @@ complete -c cptokens -n '__fish_cptokens_seen_command whm rotate' -l expires-at 
 complete -c cptokens -n '__fish_cptokens_seen_command whm rotate' -l out -r -d 'the token file to write (mode 0600, atomic)'
 complete -c cptokens -n '__fish_cptokens_seen_command whm rotate' -l keep -r -d 'old rotations to keep (default 0)'
 
+
+complete -c cptokens -n '__fish_cptokens_using_command fleet' -xa 'list' -d 'every account\'s tokens and the WHM tokens of each server'
+complete -c cptokens -n '__fish_cptokens_using_command fleet' -xa 'audit' -d 'never-expiring, expired, expiring and risky tokens of every account (exit 3 if any)'
+complete -c cptokens -n '__fish_cptokens_using_command fleet' -xa 'prune' -d 'revoke the expired tokens of every account'
+complete -c cptokens -n '__fish_cptokens_using_command fleet' -xa 'rotate' -d 'rotate PREFIX in every account: one token file per server and account'
+
+complete -c cptokens -n '__fish_cptokens_seen_command fleet list' -l group -r -d 'a group of WHM profiles of the configuration file'
+complete -c cptokens -n '__fish_cptokens_seen_command fleet list' -l format -r -d 'table (the default), json or csv'
+complete -c cptokens -n '__fish_cptokens_seen_command fleet list' -l per-server -r -d 'requests in flight to one server (default 8)'
+complete -c cptokens -n '__fish_cptokens_seen_command fleet list' -l concurrency -r -d 'requests in flight in all (default 50)'
+
+complete -c cptokens -n '__fish_cptokens_seen_command fleet audit' -l group -r -d 'a group of WHM profiles of the configuration file'
+complete -c cptokens -n '__fish_cptokens_seen_command fleet audit' -l format -r -d 'table (the default), json or csv'
+complete -c cptokens -n '__fish_cptokens_seen_command fleet audit' -l within -r -d 'the window for expiring tokens (default 7d)'
+complete -c cptokens -n '__fish_cptokens_seen_command fleet audit' -l per-server -r -d 'requests in flight to one server (default 8)'
+complete -c cptokens -n '__fish_cptokens_seen_command fleet audit' -l concurrency -r -d 'requests in flight in all (default 50)'
+
+complete -c cptokens -n '__fish_cptokens_seen_command fleet prune' -l group -r -d 'a group of WHM profiles of the configuration file'
+complete -c cptokens -n '__fish_cptokens_seen_command fleet prune' -l format -r -d 'table (the default), json or csv'
+complete -c cptokens -n '__fish_cptokens_seen_command fleet prune' -l prefix -r -d 'only the rotations of PREFIX'
+complete -c cptokens -n '__fish_cptokens_seen_command fleet prune' -l dry-run -d 'say what would be created and revoked; change nothing'
+complete -c cptokens -n '__fish_cptokens_seen_command fleet prune' -l per-server -r -d 'requests in flight to one server (default 8)'
+complete -c cptokens -n '__fish_cptokens_seen_command fleet prune' -l concurrency -r -d 'requests in flight in all (default 50)'
+
+complete -c cptokens -n '__fish_cptokens_seen_command fleet rotate' -l group -r -d 'a group of WHM profiles of the configuration file'
+complete -c cptokens -n '__fish_cptokens_seen_command fleet rotate' -l format -r -d 'table (the default), json or csv'
+complete -c cptokens -n '__fish_cptokens_seen_command fleet rotate' -l store-dir -r -d 'the directory of the token files (<server>.<account>.token)'
+complete -c cptokens -n '__fish_cptokens_seen_command fleet rotate' -l expires-in -r -d 'expire after DURATION (24h, 30d, 2w, 1d12h)'
+complete -c cptokens -n '__fish_cptokens_seen_command fleet rotate' -l expires-at -r -d 'expire at TIME (epoch seconds or ISO 8601)'
+complete -c cptokens -n '__fish_cptokens_seen_command fleet rotate' -l keep -r -d 'old rotations to keep (default 0)'
+complete -c cptokens -n '__fish_cptokens_seen_command fleet rotate' -l per-server -r -d 'requests in flight to one server (default 8)'
+complete -c cptokens -n '__fish_cptokens_seen_command fleet rotate' -l concurrency -r -d 'requests in flight in all (default 50)'
 
 

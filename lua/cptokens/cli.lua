@@ -30,6 +30,7 @@
 --   connect.lua  the credential (environment or files, never argv) and the client
 --   tokens.lua   list, create, revoke, rename;  rotate.lua  rotate, prune, audit
 --   whm.lua      whm create|list|update|revoke|details|audit|rotate, accounts (WHM API tokens)
+--   fleet.lua    fleet list|audit|prune|rotate (every account of a server or a group of them)
 --   help.lua     the help texts
 -- A new command group is one module and its entries in args.lua (see there).
 --
@@ -119,7 +120,7 @@ local function check_values(ctx, name, opts)
     end
     ctx.keep = tonumber(opts.keep)
   end
-  if name == "audit" or name == "whm audit" then
+  if name == "audit" or name == "whm audit" or name == "fleet audit" then
     ctx.within_seconds = check_duration("within", opts.within or DEFAULT_WITHIN)
   end
   if opts.prefix == "" then usage("--prefix: empty") end
@@ -142,6 +143,9 @@ local DEFERS_SIGNALS = {
   rotate = "the rotation was left to finish first (its outcome is above)",
 }
 DEFERS_SIGNALS["whm create"], DEFERS_SIGNALS["whm rotate"] = DEFERS_SIGNALS.create, DEFERS_SIGNALS.rotate
+-- (fleet rotate: each account's rotation runs to its end; the run then stops, see cli/fleet.lua)
+DEFERS_SIGNALS["fleet rotate"] = "the rotation of each account was left to finish first; the other"
+  .. " accounts were not touched"
 
 local function dispatch(ctx, argv)
   local pos, opts = args.parse(argv)
@@ -179,8 +183,11 @@ local function dispatch(ctx, argv)
   end
   check_values(ctx, name, opts)
   local run = require("cptokens.cli." .. cmd.module)
-  if run.check then run.check(ctx, cmd, opts) end
-  local client = (cmd.connect == "whm" and connect_mod.connect_whm or connect_mod.connect)(ctx, opts, cmd)
+  if run.check then run.check(ctx, cmd, opts, rest) end
+  local client
+  if cmd.connect ~= "self" then
+    client = (cmd.connect == "whm" and connect_mod.connect_whm or connect_mod.connect)(ctx, opts, cmd)
+  end
   if DEFERS_SIGNALS[name] then
     -- From here on a signal is recorded, not fatal: the command runs to a point where no
     -- token is left undelivered, and main() then exits 128 + the signal's number.
@@ -193,7 +200,7 @@ local function dispatch(ctx, argv)
       exit_with(code, "cptokens: interrupted by " .. sig .. "; nothing was sent")
     end
   end
-  return run[cmd.sub or name](ctx, client, rest)
+  return run[cmd.sub or name](ctx, client, rest, cmd)
 end
 
 -- Whether argv asks for --json (for a command line that could not be parsed).

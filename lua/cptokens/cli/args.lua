@@ -40,6 +40,8 @@ M.GLOBAL = {
   { name = "otp-file", arg = "FILE", help = "with a password: the two-factor code" },
   { name = "whm-token-file", arg = "FILE", help = "a WHM token acting for --user" },
   { name = "whm-user", arg = "NAME", help = "the WHM account owning the WHM token (default root)" },
+  { name = "profile", arg = "NAME", help = "a profile of the configuration file (or CPANEL_PROFILE)" },
+  { name = "config", arg = "FILE", help = "the configuration file (default ~/.config/cptokens/config)" },
   { name = "json", flag = true, help = "one JSON document on standard output" },
   { name = "quiet", flag = true, help = "no report on standard output (errors, warnings and create's token stay)" },
 }
@@ -62,6 +64,12 @@ M.LOCAL = {
   { name = "any-ip", flag = true, help = "clear the IP allow-list (any address)" },
   { name = "rename", arg = "NEW", help = "the token's new name" },
   { name = "never-expires", flag = true, help = "the token never expires" },
+  -- fleet
+  { name = "group", arg = "NAME", help = "a group of WHM profiles of the configuration file" },
+  { name = "format", arg = "FORMAT", help = "table (the default), json or csv" },
+  { name = "store-dir", arg = "DIR", help = "the directory of the token files (<server>.<account>.token)" },
+  { name = "per-server", arg = "N", help = "requests in flight to one server (default 8)" },
+  { name = "concurrency", arg = "N", help = "requests in flight in all (default 50)" },
 }
 
 -- The commands, in help order. args: the positionals' labels (many: any number of the
@@ -119,7 +127,28 @@ M.COMMANDS = {
     } },
   { name = "accounts", module = "whm", connect = "whm", args = {}, min = 0, options = {},
     summary = "the accounts this WHM credential can act for", usage = "cptokens accounts" },
-  -- (the next command group plugs in here: fleet)
+  -- Every account of every server (cli/fleet.lua; connect = "self": the module opens its
+  -- WHM clients, one per server of a --group, or one from the connection options).
+  { name = "fleet", module = "fleet", connect = "self", args = {}, min = 0, options = {},
+    summary = "every account of a server or of a group of servers: list, audit, prune, rotate",
+    usage = "cptokens fleet list|audit|prune|rotate ...",
+    subcommands = {
+      { name = "list", args = {}, min = 0, options = { "group", "format", "per-server", "concurrency" },
+        summary = "every account's tokens and the WHM tokens of each server",
+        usage = "cptokens fleet list [--profile P | --group G] [--format table|json|csv]" },
+      { name = "audit", args = {}, min = 0, options = { "group", "format", "within", "per-server", "concurrency" },
+        summary = "never-expiring, expired, expiring and risky tokens of every account (exit 3 if any)",
+        usage = "cptokens fleet audit [--profile P | --group G] [--within DURATION] [--format table|json|csv]" },
+      { name = "prune", args = {}, min = 0,
+        options = { "group", "format", "prefix", "dry-run", "per-server", "concurrency" },
+        summary = "revoke the expired tokens of every account",
+        usage = "cptokens fleet prune [--profile P | --group G] [--prefix PREFIX] [--dry-run] [--format table|json|csv]" },
+      { name = "rotate", args = { "PREFIX" }, min = 1, missing = "PREFIX",
+        options = { "group", "format", "store-dir", "expires-in", "expires-at", "keep", "per-server", "concurrency" },
+        summary = "rotate PREFIX in every account: one token file per server and account",
+        usage = "cptokens fleet rotate PREFIX --store-dir DIR [--profile P | --group G] [--expires-in DURATION"
+          .. " | --expires-at TIME] [--keep N] [--format table|json|csv]" },
+    } },
   { name = "version", args = {}, min = 0, options = {}, builtin = true,
     summary = "the version (as --version; with --json a JSON document)", usage = "cptokens version" },
   { name = "help", args = { "COMMAND" }, min = 0, options = {}, topics = true,

@@ -28,6 +28,65 @@ local function envvar(ctx, name)
   return v
 end
 
+-- --------------------------------------------------------------------------
+-- Profiles (~/.config/cptokens/config, cptokens.config): --profile NAME or CPANEL_PROFILE.
+-- Precedence: flags, then the environment, then the profile, then a token file's own URL and
+-- user. A profile's credential goes only to its own server and account: a flag or variable
+-- naming another is refused (the credential would go elsewhere), naming both.
+-- --------------------------------------------------------------------------
+
+--- The configuration file: --config FILE, CPTOKENS_CONFIG, or the default path (usage errors).
+local function config(ctx, opts)
+  local path = opts.config or envvar(ctx, "CPTOKENS_CONFIG")
+  local cfg, err = require("cptokens.config").load(path)
+  if not cfg then usage("%s", one_line(err.message)) end
+  return cfg
+end
+
+-- The profile named by --profile or CPANEL_PROFILE, or nil: { name, said, kind, o (its options
+-- for cptokens.new or cptokens.whm), cpanel_url }. Its secret joins the scrubber's list.
+local function profile(ctx, opts)
+  local name = opts.profile or envvar(ctx, "CPANEL_PROFILE")
+  if not name then return nil end
+  local cfg = config(ctx, opts)
+  local o, kind = cfg:profile(name)
+  if not o then usage("%s", one_line(kind.message)) end
+  for _, k in ipairs { "token", "password", "whm_token" } do
+    if o[k] then ctx.secrets[#ctx.secrets + 1] = o[k] end
+  end
+  ctx.profile = { name = name, said = (opts.profile and "--profile " or "CPANEL_PROFILE=") .. name, kind = kind,
+                  o = o, cpanel_url = cfg:cpanel_url(name) }
+  return ctx.profile
+end
+
+-- The credential of profile prof, as credentials() returns one.
+local function profile_credential(prof, whm)
+  local o = prof.o
+  if whm and prof.kind ~= "whm" then
+    usage("profile %s is a cPanel account's (user = %s); the whm, accounts and fleet commands need a WHM"
+      .. " profile (whm_user without user)", prof.name, one_line(o.user))
+  end
+  if prof.kind == "whm" then
+    if not whm and not o.token then
+      usage("profile %s holds the WHM account's password: WHM acts for a cPanel account with a WHM token"
+        .. " only (give the profile token_file or token_env)", prof.name)
+    end
+    return { kind = o.token and "whm_token" or "password", value = o.token or o.password, profile = prof }
+  end
+  if o.whm_token then return { kind = "whm_token", value = o.whm_token, profile = prof } end
+  return { kind = o.token and "token" or "password", value = o.token or o.password, profile = prof }
+end
+
+-- Refuses a setting from a flag or the environment (said) that sends the profile's credential
+-- elsewhere than the profile's own value (want); same: how to compare.
+local function check_profile_value(cred, what, value, want, said, same)
+  if not (cred.profile and want and value) or (same and same(value, want) or value == want) then return end
+  local prof = cred.profile
+  usage("profile %s holds a credential for %s %s, but %s says %s: the credential would go to another %s"
+    .. " (unset %s, or use another profile)", prof.name, what, one_line(want), said, one_line(value),
+    what == "the server" and "server" or "account", said)
+end
+
 -- Reads a secret from a file (or standard input for "-"): the whole file,
 -- minus one trailing newline. Usage errors (exit 2) for unreadable or empty.
 local MAX_SECRET_FILE = 65536
@@ -138,7 +197,7 @@ end
 
 -- The credential: exactly one source, from the environment or a file. whm: for the whm
 -- commands (a WHM token or the WHM account's password; `whm details` reads --token-file itself).
-local function credentials(ctx, opts, whm)
+local function credentials(ctx, opts, whm, prof)
   local stdin_user
   for _, o in ipairs { "token-file", "password-file", "whm-token-file", "otp-file" } do
     if opts[o] == "-" then
@@ -160,6 +219,11 @@ local function credentials(ctx, opts, whm)
                        { "whm_token", "whm-token-file" } } do
     if opts[f[2]] and not (ctx.details and f[2] == "token-file") then add(f[1], "--" .. f[2], nil, f[2]) end
   end
+  if #sources == 0 and prof then
+    local cred = profile_credential(prof, whm)
+    two_factor(ctx, opts, cred)
+    return cred
+  end
   if #sources == 0 then
     usage("%s%s", whm and ("no WHM credentials: set WHM_TOKEN (or CPANEL_PASSWORD, the WHM account's"
       .. " password), or use --whm-token-file or --password-file FILE")
@@ -173,6 +237,10 @@ local function credentials(ctx, opts, whm)
     usage("several credentials given (%s); give exactly one", table_concat(labels, ", "))
   end
   local src = sources[1]
+  if prof then
+    say(ctx, string_format("cptokens: warning: %s is used, not the credential of profile %s (flags and the"
+      .. " environment come before a profile)", src.label, prof.name))
+  end
   if whm and src.kind == "token" then
     usage("%s holds a cPanel user's token, which cannot manage WHM tokens; use WHM_TOKEN or"
       .. " --whm-token-file FILE (or the WHM account's password: CPANEL_PASSWORD or --password-file)", src.label)
@@ -192,54 +260,84 @@ local function credentials(ctx, opts, whm)
   return cred
 end
 
+-- A setting by precedence: the flag --flag, the variable env, the profile's value, the token
+-- file's. Returns the value and what said it ("--url", "CPANEL_URL", "profile web1", ...).
+local function setting(ctx, opts, flag, env, prof_value, file_value)
+  if opts[flag] then return opts[flag], "--" .. flag end
+  local v = env and envvar(ctx, env)
+  if v then return v, env end
+  if prof_value ~= nil then return prof_value, "profile " .. ctx.profile.name end
+  return file_value, nil
+end
+
 -- A token file's own server and account are never overridden silently: a stale CPANEL_URL
--- (or --url) would send the file's token to another server. Refused, naming both.
--- (The same for a WHM token file and its WHM user: whm = true.)
-local function check_file_conn(ctx, opts, file, url, user, whm)
+-- (or --url, or a profile's url) would send the file's token to another server. Refused,
+-- naming both. (The same for a WHM token file and its WHM user: whm = true.)
+local function check_file_conn(ctx, file, url, url_said, user, user_said, whm)
   local opt = whm and "--whm-token-file" or "--token-file"
-  if file.url and not require("cptokens.store").same_server(url, file.url) then
+  if file.url and url_said and not require("cptokens.store").same_server(url, file.url) then
     usage("%s %s holds a token for %s, but %s says %s: the token would go to another server "
       .. "(unset %s, or use that server's token file)", opt, one_line(ctx.cred.file), one_line(file.url),
-      opts.url and "--url" or "CPANEL_URL", one_line(url), opts.url and "--url" or "CPANEL_URL")
+      url_said, one_line(url), url_said)
   end
   local file_user = whm and file.whm_user or file.user
-  local flag, env = whm and "--whm-user" or "--user", whm and "WHM_USER" or "CPANEL_USER"
-  if file_user and user ~= file_user then
+  if file_user and user_said and user ~= file_user then
     usage("%s %s holds a token of the account %s, but %s says %s (unset %s, or use that"
       .. " account's token file)", opt, one_line(ctx.cred.file), one_line(file_user),
-      opts[flag:sub(3)] and flag or env, one_line(user), opts[flag:sub(3)] and flag or env)
+      user_said, one_line(user), user_said)
   end
 end
 
+local function same_server(a, b) return require("cptokens.store").same_server(a, b) end
+
+-- Options every client takes: trust anchors and timeouts (flags, environment, profile, file).
+local function common_options(ctx, opts, po, file)
+  local o = {
+    cafile = setting(ctx, opts, "cafile", "CPANEL_CAFILE", po.cafile, file.cafile),
+    capath = setting(ctx, opts, "capath", "CPANEL_CAPATH", po.capath, file.capath),
+    timeout = ctx.timeout or po.timeout, connect_timeout = ctx.connect_timeout or po.connect_timeout,
+  }
+  if opts.insecure or po.insecure then o.insecure = true end
+  if o.insecure then
+    say(ctx, "cptokens: warning: " .. (opts.insecure and "--insecure" or ("profile " .. ctx.profile.name
+      .. ": insecure")) .. ": the server's certificate is not checked; whoever answers gets the credential"
+      .. " and the tokens")
+  end
+  return o
+end
+
 local function connect(ctx, opts)
-  local cred = credentials(ctx, opts)
+  local prof = profile(ctx, opts)
+  local cred = credentials(ctx, opts, false, prof)
   ctx.cred = cred
+  local po = prof and prof.o or {}
   -- A token file written by create --out or rotate also names its server.
   local file = ctx.file_conn or {}
-  local url = opts.url or envvar(ctx, "CPANEL_URL") or file.url
+  local url, url_said = setting(ctx, opts, "url", "CPANEL_URL", po.url, file.url)
   if not url then usage("no server: use --url URL or set CPANEL_URL (e.g. https://host.example.com:2083)") end
-  local user = opts.user or envvar(ctx, "CPANEL_USER") or file.user
-  if not user then usage("no account: use --user USER or set CPANEL_USER") end
-  check_file_conn(ctx, opts, file, url, user)
-  local o = {
-    url = url, user = user,
-    cafile = opts.cafile or envvar(ctx, "CPANEL_CAFILE") or file.cafile,
-    capath = opts.capath or envvar(ctx, "CPANEL_CAPATH") or file.capath,
-  }
-  if opts.insecure then o.insecure = true end
-  o.timeout, o.connect_timeout = ctx.timeout, ctx.connect_timeout
+  local is_whm_profile = prof ~= nil and prof.kind == "whm"
+  local user, user_said = setting(ctx, opts, "user", "CPANEL_USER", not is_whm_profile and po.user or nil,
+    file.user)
+  if not user then
+    usage("no account: use --user USER or set CPANEL_USER%s", is_whm_profile
+      and (" (profile " .. prof.name .. " is a WHM account's: --user names the account it acts for)") or "")
+  end
+  check_profile_value(cred, "the server", url, po.url, url_said, same_server)
+  if cred.kind ~= "whm_token" then check_profile_value(cred, "the account", user, po.user, user_said) end
+  check_file_conn(ctx, file, url, url_said, user, user_said)
+  local o = common_options(ctx, opts, po, file)
+  o.url, o.user = url, user
   o[cred.kind] = cred.value
   o.otp = cred.otp
   if cred.kind == "whm_token" then
-    o.whm_user = opts["whm-user"] or envvar(ctx, "WHM_USER") or file.whm_user
+    local prof_whm = po.whm_user or (is_whm_profile and po.user) or nil
+    local whm_user, said = setting(ctx, opts, "whm-user", "WHM_USER", prof_whm, file.whm_user)
+    check_profile_value(cred, "the WHM account", whm_user, prof_whm, said)
+    o.whm_user = whm_user
   end
   ctx.users[#ctx.users + 1] = user
   if cred.kind == "whm_token" then ctx.users[#ctx.users + 1] = o.whm_user or "root" end
   ctx.target = { url = url, user = user, whm_user = o.whm_user }
-  if o.insecure then
-    say(ctx, "cptokens: warning: --insecure: the server's certificate is not checked; whoever answers"
-      .. " gets the credential and the tokens")
-  end
   local ok, client, err = pcall(require("cptokens").new, o)
   if not ok then
     usage("%s", (one_line(client):gsub("^cptokens[.:]%s*", "")))
@@ -252,33 +350,31 @@ local function connect(ctx, opts)
 end
 
 --- The whm commands' client: cptokens.whm{...} for the WHM account WHM_USER / --whm-user
--- (or a WHM token file's; default root), with a WHM token or the account's password (+ OTP).
--- --user names a cPanel account, which these commands do not act on: refused.
+-- (or a WHM profile's, or a WHM token file's; default root), with a WHM token or the account's
+-- password (+ OTP). --user names a cPanel account, which these commands do not act on: refused.
 local function connect_whm(ctx, opts, cmd)
   ctx.details = cmd.sub == "details"
   if opts.user then
-    usage("%s: --user names a cPanel account; the whm commands act as the WHM account: use"
-      .. " --whm-user NAME (or WHM_USER)", cmd.name)
+    usage("%s: --user names a cPanel account; the %s commands act as the WHM account: use"
+      .. " --whm-user NAME (or WHM_USER)", cmd.name, cmd.group and cmd.group.name or cmd.name)
   end
-  local cred = credentials(ctx, opts, true)
+  local prof = profile(ctx, opts)
+  local cred = credentials(ctx, opts, true, prof)
   ctx.cred = cred
+  local po = prof and prof.o or {}
   local file = ctx.file_conn or {}
-  local url = opts.url or envvar(ctx, "CPANEL_URL") or file.url
+  local url, url_said = setting(ctx, opts, "url", "CPANEL_URL", po.url, file.url)
   if not url then usage("no server: use --url URL or set CPANEL_URL (e.g. https://host.example.com:2087)") end
-  local user = opts["whm-user"] or envvar(ctx, "WHM_USER") or file.whm_user or "root"
-  if ctx.file_conn then check_file_conn(ctx, opts, file, url, user, true) end
-  local o = { url = url, user = user, otp = cred.otp, timeout = ctx.timeout, connect_timeout = ctx.connect_timeout,
-              cafile = opts.cafile or envvar(ctx, "CPANEL_CAFILE") or file.cafile,
-              capath = opts.capath or envvar(ctx, "CPANEL_CAPATH") or file.capath }
-  if opts.insecure then o.insecure = true end
+  local user, user_said = setting(ctx, opts, "whm-user", "WHM_USER", po.user, file.whm_user)
+  user = user or "root"
+  check_profile_value(cred, "the server", url, po.url, url_said, same_server)
+  check_profile_value(cred, "the WHM account", user, po.user, user_said)
+  if ctx.file_conn then check_file_conn(ctx, file, url, url_said, user, user_said, true) end
+  local o = common_options(ctx, opts, po, file)
+  o.url, o.user, o.otp = url, user, cred.otp
   o[cred.kind == "whm_token" and "token" or "password"] = cred.value
   ctx.users[#ctx.users + 1] = user
-  ctx.cred = cred
   ctx.target = { url = url, whm_user = user, whm = true }
-  if o.insecure then
-    say(ctx, "cptokens: warning: --insecure: the server's certificate is not checked; whoever answers"
-      .. " gets the credential and the tokens")
-  end
   local ok, client, err = pcall(require("cptokens").whm, o)
   if not ok then usage("%s", (one_line(client):gsub("^cptokens[.:]%s*", ""))) end
   if not client then exit_with(EXIT_USAGE, error_line(err)) end
@@ -318,7 +414,7 @@ local function exec_token(ctx, tok, conn)
 end
 
 M.getenv_of, M.envvar, M.connect, M.connect_whm = getenv_of, envvar, connect, connect_whm
-M.read_secret = read_secret
+M.read_secret, M.config, M.profile = read_secret, config, profile
 M.file_conn, M.check_out, M.exec_token = file_conn, check_out, exec_token
 
 return M

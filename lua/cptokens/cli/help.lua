@@ -9,6 +9,12 @@ Connection (flags, or the environment):
   --capath DIR          CPANEL_CAPATH
   --insecure            do not verify the server's certificate (avoid)
   --timeout SECONDS     whole request (default 30); --connect-timeout SECONDS (default 10)
+  --profile NAME        CPANEL_PROFILE a profile of the configuration file (--config FILE,
+                        CPTOKENS_CONFIG; default ~/.config/cptokens/config): its URL, user,
+                        credential, trust anchors and timeouts. Flags, then the environment,
+                        then the profile, then a token file's own URL and user; a flag or
+                        variable sending the profile's credential to another server or
+                        account is refused.
 
 Credentials (exactly one; never as a command-line value, which every user sees in ps):
   CPANEL_TOKEN=...      or --token-file FILE        an API token
@@ -49,6 +55,7 @@ Commands:
   whm audit [--within D]       expired, expiring and risky WHM tokens (exit 3 if any)
   whm rotate PREFIX --out FILE new WHM token with the same ACLs and IPs; old ones revoked
   accounts                     the accounts this WHM credential can act for
+  fleet list|audit|prune|rotate  every account of a server, or of a --group of servers
   help [COMMAND]               this text, or a command's
   version                      the version (also -v, -V, --version; with --json as JSON)
 
@@ -170,6 +177,8 @@ Connection (flags, or the environment):
   --capath DIR          CPANEL_CAPATH
   --insecure            do not verify the server's certificate (avoid)
   --timeout SECONDS     whole request (default 30); --connect-timeout SECONDS (default 10)
+  --profile NAME        CPANEL_PROFILE a WHM profile (whm_user, no user) of the configuration
+                        file (--config FILE, CPTOKENS_CONFIG; see `cptokens help list`)
   (--user is refused: these commands act as the WHM account, not for a cPanel account)
 
 Credentials (exactly one; never as a command-line value, which every user sees in ps):
@@ -229,6 +238,52 @@ Usage: cptokens accounts [--json] [CONNECTION]
 
 The cPanel accounts this WHM credential can act for (WHM's listaccts: every
 account for root, its own for a reseller): USER  DOMAIN  OWNER  SUSPENDED.
+
+]] .. WHM_CONNECTION_HELP
+
+HELP.fleet = [[
+Usage: cptokens fleet list|audit|prune|rotate [--profile P | --group G] [OPTIONS]
+
+Every cPanel account a WHM credential can act for (root: all of them; a
+reseller: its own; root and the reseller itself are skipped), on one server
+(--profile P, CPANEL_PROFILE, or the connection options below) or on every WHM
+profile of a group of the configuration file (--group G), concurrently.
+
+  cptokens fleet list   [--format table|json|csv]
+      Every account's tokens and each credential's own WHM tokens.
+  cptokens fleet audit  [--within DURATION] [--format table|json|csv]
+      Per account: tokens, never-expiring, expired, expiring (within DURATION,
+      default 7d); then the tokens needing attention, WHM tokens with their risks,
+      and a summary line. Exits 3 when a token is expired or expiring, or a WHM
+      token risky (never-expiring cPanel tokens are reported, not an alarm).
+      cPanel never deletes expired tokens, and restoring an account's backup
+      brings back the tokens it had then, revoked ones included: audit after it.
+  cptokens fleet prune  [--prefix PREFIX] [--dry-run] [--format table|json|csv]
+      Revokes every expired token (of PREFIX's rotations only); --dry-run names
+      them and sends nothing but the listings.
+  cptokens fleet rotate PREFIX --store-dir DIR [--expires-in D | --expires-at T] [--keep N]
+      `cptokens rotate PREFIX` in every account (suspended ones are left alone),
+      one after another, each into DIR/<server>.<account>.token (as rotate --out
+      writes it, with all its guarantees). A signal lets the rotation under way
+      finish and starts no other (exit 128+N).
+
+  --group NAME        the WHM profiles of [group NAME]; each server's URL, WHM user
+                      and credential come from its profile (--url, --whm-user and
+                      credential flags are refused with it; --cafile, --capath and
+                      the timeouts apply to every server)
+  --per-server N      requests in flight to one server (default 8)
+  --concurrency N     requests in flight in all (default 50)
+  --format FORMAT     table (default), json (one document; also --json) or csv:
+                      server,account,suspended,status,kind,name,created,expires,
+                      state,risks,action,detail (one row per token; one per account
+                      without tokens, failed, not reached or rotated)
+
+The first authentication failure at a server stops every further request there
+(cPHulk locks an address out after a few failed logins); the accounts not
+reached are reported. A progress line is drawn on standard error when it is a
+terminal (not with --quiet). Exit status: 0; 1 when a server or an account
+failed or was not reached (one line on stderr each; the report says which); 2
+usage or configuration errors; 3 see audit.
 
 ]] .. WHM_CONNECTION_HELP
 
