@@ -124,7 +124,8 @@ describe("install #novalgrind", function()
     assert.are.equal(0, code, err)
     assert.are.equal("", err)
     assert.truthy(out:find("NAME%s+cptokens%s+%-%s+create,%s+list,%s+rename"), out)
-    for _, cmd in ipairs { "list", "create", "revoke", "rename", "rotate", "prune", "audit" } do
+    for _, cmd in ipairs { "list", "create", "revoke", "rename", "rotate", "prune", "audit", "whm", "accounts",
+                           "fleet" } do
       assert.truthy(out:find("\n       " .. cmd, 1, true), cmd .. " is not in the manual page")
     end
     make("uninstall PREFIX=" .. q(prefix))
@@ -249,6 +250,32 @@ describe("install #novalgrind", function()
     env.PATH = "/usr/bin:/bin"
     code = run_env(jobs[2], env, nil, tmp)
     assert.are.equal(127, code)
+    make("uninstall PREFIX=" .. q(prefix))
+  end)
+
+  it("README's command line in two minutes runs as written, once installed, in a new home", function()
+    local block = readme_block("cptokens create mysite")
+    make("install PREFIX=" .. q(prefix))
+    local h = tmp .. "/newhome"
+    util.execute("rm -rf " .. q(h) .. "; mkdir -m 0700 " .. q(h))
+    util.write_private(h .. "/.cpanel-password", srv.accounts.alice.password .. "\n")
+    -- The sandbox stands for host.example.com (`make sandbox` prints its URL and CA file as
+    -- export lines); the installed tool is on PATH. Nothing else of the block is changed.
+    local script = block:gsub("https://host%.example%.com:2083", srv.url)
+    local env = user_env("lua5.4")
+    env.HOME, env.PATH, env.CPANEL_URL, env.CPANEL_USER = h, prefix .. "/bin:/usr/bin:/bin", nil, nil
+    local code, out, err = run_env("set -e\n" .. script, env, nil, tmp)
+    assert.are.equal(0, code, err .. out)
+    -- what it says it did: the token file holds a rotated mysite token, the account's only one
+    local path = h .. "/.config/cptokens/mysite.json"
+    local opts, tok = assert(store.load(path))
+    assert.truthy(tok.name:match("^mysite%-%d+$"), tok.name)
+    local names = {}
+    for _, t in ipairs(srv:tokens("alice")) do names[#names + 1] = t.name end
+    assert.are.same({ tok.name }, names)
+    assert.are.equal(srv:tokens("alice")[1].token, opts.token)
+    assert.truthy(out:find("created mysite", 1, true), out)
+    assert.truthy(out:find("\nmysite ", 1, true), out) -- list's row
     make("uninstall PREFIX=" .. q(prefix))
   end)
 
