@@ -9,6 +9,20 @@ describe("make sandbox #novalgrind", function()
   setup(function() tmp = util.tmpdir("sandbox") end)
   teardown(function() util.rmdir(tmp) end)
 
+  -- README's set-up block, as written: `make demo` here (`make test`, the other line, is what
+  -- runs this suite: CI runs it as written).
+  it("README's make demo runs the whole life cycle and leaves no token behind", function()
+    local readme = assert(util.read_file("README.md"))
+    local block = assert(readme:match("```sh\n(make demo[^\n]*\nmake test[^\n]*\n)```"), "README's set-up block")
+    local line = assert(block:match("^(make demo)%s"))
+    local res = util.capture("env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL " .. line .. " 2>&1 </dev/null; echo rc=$?")
+    assert.truthy(res:find("rc=0\n$"), res)
+    for _, step in ipairs { "1. ", "2. ", "3. Rename it", "4. Revoke it", "5. The revoked token no longer authenticates" } do
+      assert.truthy(res:find("\n" .. step, 1, true), step .. " is missing: " .. res)
+    end
+    assert.truthy(res:find("Done: the sandbox holds 0 tokens for alice.", 1, true), res)
+  end)
+
   it("prints export lines that work with the CLI, and stops on SIGTERM leaving nothing behind", function()
     local out = tmp .. "/sandbox.out"
     -- its own session: the signal goes to make, the interpreter and nginx, all started here
