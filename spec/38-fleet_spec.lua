@@ -30,20 +30,7 @@ describe("cptokens.fleet", function()
     return t
   end
 
-  local function requests(filter)
-    local n = 0
-    for _, rec in ipairs(srv:log()) do
-      local match = true
-      for k, v in pairs(filter) do
-        if (k == "func" and (rec.args.cpanel_jsonapi_func or rec.uri:match("[%w_]+$")) ~= v)
-          or (k ~= "func" and rec[k] ~= v) then
-          match = false
-        end
-      end
-      if match then n = n + 1 end
-    end
-    return n
-  end
+  local function requests(filter) return H.requests(srv, filter) end
 
   describe("enumeration", function()
     it("root: every account, root itself skipped, suspended ones marked, one failure alone", function()

@@ -6,6 +6,7 @@
 local H = require "spec.helpers"
 local server = require "spec.support.server"
 local util = require "spec.support.util"
+local cli = require "spec.support.cli"
 local store = require "cptokens.store"
 local cjson = require "cjson"
 
@@ -15,7 +16,6 @@ local unpack = table.unpack or unpack -- luacheck: ignore (Lua 5.1)
 
 describe("cptokens fleet and profiles (command line) #novalgrind", function()
   local srv, tmp, cfgpath, localhost_whm
-  local seq = 0
   local runs, secrets = {}, { H.ROOT_WHM, H.RES_WHM, H.ALICE_PW }
 
   setup(function()
@@ -61,53 +61,34 @@ describe("cptokens fleet and profiles (command line) #novalgrind", function()
     write_config()
   end)
 
-  --- run(args, { env = {...}, stdin = "..." }) -> { code, out, err }: the shell's environment
-  -- holds only what env gives (CPTOKENS_CONFIG is the spec's file unless set).
+  --- run(args, { env = {...}, stdin = "..." }) -> { code, out, err }: bin/cptokens from the tree
+  -- (spec/support/cli.lua), CPTOKENS_CONFIG the spec's file unless set; CPANEL_CAFILE unset ("").
+  local runner
   local function run(args, o)
     o = o or {}
-    seq = seq + 1
-    local base = tmp .. "/r" .. seq
-    local build = os.getenv("CPTOKENS_BUILD") or "build/5.4"
-    local env = { CPTOKENS_CONFIG = cfgpath, SPEC_WEB2_TOKEN = H.ROOT_WHM, SPEC_RES_TOKEN = H.RES_WHM }
+    runner = runner or cli.runner(srv, tmp)
+    local env = { CPTOKENS_CONFIG = cfgpath, SPEC_WEB2_TOKEN = H.ROOT_WHM, SPEC_RES_TOKEN = H.RES_WHM,
+                  CPANEL_CAFILE = "" }
     for k, v in pairs(o.env or {}) do env[k] = v end
-    local lines = {
-      "unset CPANEL_URL CPANEL_USER CPANEL_CAFILE CPANEL_TOKEN CPANEL_PASSWORD CPANEL_OTP WHM_TOKEN WHM_USER"
-        .. " CPANEL_PROFILE CPTOKENS_CONFIG",
-      "export LUA_PATH=" .. q("lua/?.lua;lua/?/init.lua;;"),
-      "export LUA_CPATH=" .. q(build .. "/?.so;;"),
-    }
-    for k, v in pairs(env) do
-      if v ~= false then lines[#lines + 1] = "export " .. k .. "=" .. q(v) end
-    end
-    util.write_private(base .. ".env", table.concat(lines, "\n") .. "\n")
-    util.write_private(base .. ".in", o.stdin or "")
-    local quoted = {}
-    for i, a in ipairs(args) do quoted[i] = q(a) end
-    assert(util.execute("(. " .. q(base .. ".env") .. " && " .. q(LUA) .. " bin/cptokens "
-      .. table.concat(quoted, " ") .. " <" .. q(base .. ".in") .. " >" .. q(base .. ".out")
-      .. " 2>" .. q(base .. ".err") .. "; echo $? >" .. q(base .. ".code") .. ")"))
-    local r = { code = tonumber((read_file(base .. ".code") or ""):match("%d+")), out = read_file(base .. ".out") or "",
-                err = read_file(base .. ".err") or "", args = args }
+    local r = runner(args, env, o.stdin)
+    r.args = args
     runs[#runs + 1] = r
     harvest()
     return r
   end
 
-  -- Requests the server logged that match filter (func: the API function called).
-  local function requests(filter)
-    local n = 0
-    for _, rec in ipairs(srv:log()) do
-      local match = true
-      for k, v in pairs(filter) do
-        if (k == "func" and (rec.args.cpanel_jsonapi_func or rec.uri:match("[%w_]+$")) ~= v)
-          or (k ~= "func" and rec[k] ~= v) then
-          match = false
-        end
-      end
-      if match then n = n + 1 end
-    end
-    return n
+  -- A shell file that sets up bin/cptokens's environment (for runs in a pty or the background).
+  local function env_file(name)
+    local build = os.getenv("CPTOKENS_BUILD") or "build/5.4"
+    local path = tmp .. "/" .. name .. ".env"
+    util.write_private(path, table.concat({
+      "unset " .. cli.SECRET_VARS,
+      "export CPTOKENS_CONFIG=" .. q(cfgpath), "export LUA_PATH=" .. q("lua/?.lua;lua/?/init.lua;;"),
+      "export LUA_CPATH=" .. q(build .. "/?.so;;") }, "\n") .. "\n")
+    return path
   end
+
+  local function requests(filter) return H.requests(srv, filter) end
 
   local function ok(r, code)
     assert.are.equal(code or 0, r.code, "exit status; stderr: " .. r.err .. "; stdout: " .. r.out)
@@ -344,12 +325,7 @@ describe("cptokens fleet and profiles (command line) #novalgrind", function()
       os.execute("rm -rf " .. q(dir) .. " && mkdir -m 700 " .. q(dir))
       srv:seed_accounts(3)
       srv:fault("latency", { ms = 150 }) -- every request: a rotation takes about a second
-      local build = os.getenv("CPTOKENS_BUILD") or "build/5.4"
-      local envfile = tmp .. "/sig.env"
-      util.write_private(envfile, table.concat({
-        "unset CPANEL_URL CPANEL_USER CPANEL_CAFILE CPANEL_TOKEN WHM_TOKEN CPANEL_PROFILE",
-        "export CPTOKENS_CONFIG=" .. q(cfgpath), "export LUA_PATH=" .. q("lua/?.lua;lua/?/init.lua;;"),
-        "export LUA_CPATH=" .. q(build .. "/?.so;;") }, "\n") .. "\n")
+      local envfile = env_file("sig")
       local base = tmp .. "/sig"
       assert(util.execute("(. " .. q(envfile) .. " && " .. q(LUA) .. " bin/cptokens fleet rotate deploy --store-dir "
         .. q(dir) .. " --profile web1 >" .. q(base .. ".out") .. " 2>" .. q(base .. ".err")
@@ -486,12 +462,7 @@ describe("cptokens fleet and profiles (command line) #novalgrind", function()
   describe("progress", function()
     it("is drawn in place on a terminal (script), and absent when standard error is not one", function()
       srv:seed_accounts(10)
-      local build = os.getenv("CPTOKENS_BUILD") or "build/5.4"
-      local envfile = tmp .. "/tty.env"
-      util.write_private(envfile, table.concat({
-        "unset CPANEL_URL CPANEL_USER CPANEL_CAFILE CPANEL_TOKEN WHM_TOKEN CPANEL_PROFILE",
-        "export CPTOKENS_CONFIG=" .. q(cfgpath), "export LUA_PATH=" .. q("lua/?.lua;lua/?/init.lua;;"),
-        "export LUA_CPATH=" .. q(build .. "/?.so;;") }, "\n") .. "\n")
+      local envfile = env_file("tty")
       local ts = tmp .. "/tty.ts"
       local line = ". " .. q(envfile) .. "; " .. q(LUA) .. " bin/cptokens fleet audit --profile web1 >"
         .. q(tmp .. "/tty.out") .. "; echo rc=$?"

@@ -81,6 +81,23 @@ function H.strings(v, out, seen)
 end
 
 --- Asserts that none of the secrets appears in anything reachable from v.
+--- How many requests the fake server srv logged match filter: record fields (status, port,
+-- ...) that must all be equal, and func, the API function called.
+function H.requests(srv, filter)
+  local n = 0
+  for _, rec in ipairs(srv:log()) do
+    local match = true
+    for k, v in pairs(filter) do
+      if (k == "func" and (rec.args.cpanel_jsonapi_func or rec.uri:match("[%w_]+$")) ~= v)
+        or (k ~= "func" and rec[k] ~= v) then
+        match = false
+      end
+    end
+    if match then n = n + 1 end
+  end
+  return n
+end
+
 function H.assert_no_secret(v, secrets)
   local mime = require "mime"
   for _, s in ipairs(H.strings(v)) do

@@ -11,7 +11,9 @@ local shell_quote = util.shell_quote
 
 local M = {}
 
+-- Unset before each run: the connection's and credentials' variables, and the profile's.
 M.SECRET_VARS = "CPANEL_URL CPANEL_USER CPANEL_CAFILE CPANEL_TOKEN CPANEL_PASSWORD CPANEL_OTP WHM_TOKEN"
+  .. " WHM_USER CPANEL_PROFILE CPTOKENS_CONFIG"
 
 function M.runner(srv, tmp)
   local seq = 0
