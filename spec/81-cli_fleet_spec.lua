@@ -318,6 +318,14 @@ describe("cptokens fleet and profiles (command line) #novalgrind", function()
           assert.are.equal(dir .. "/web1.alice.token", a.rotated.file)
         end
       end
+      r = ok(run { "fleet", "rotate", "deploy", "--store-dir", dir, "--profile", "web1", "--format", "csv" })
+      local rows = parse_csv(r.out)
+      local by = {}
+      for i = 2, #rows do by[rows[i][2]] = rows[i] end
+      assert.are.equal(1 + 4, #rows) -- alice, bob, dave rotated; carol skipped
+      assert.same({ "ok", "cpanel", srv:tokens("alice")[1].name, "rotated", dir .. "/web1.alice.token" },
+        { by.alice[4], by.alice[5], by.alice[6], by.alice[11], by.alice[12] })
+      assert.same({ "yes", "skipped", "" }, { by.carol[3], by.carol[4], by.carol[11] })
     end)
 
     it("a signal: the rotation under way finishes, no other starts; every account keeps a working token", function()
