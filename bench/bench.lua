@@ -12,6 +12,8 @@ then rougher). BENCH_OUT names the report (default bench/RESULTS.md).
 BENCH_ONLY=trust runs only sections 6 and 7 (trust stores and shared connections,
 one process against curl) and prints their rows (written only when BENCH_OUT is set);
 BENCH_ONLY=7 runs only section 7 (one `cptokens` process against one `curl`: rows 7a, 7b).
+BENCH_ONLY=fleet runs only section 8 (fleet audits: rows 8a, 8b) and prints its rows (written
+only when BENCH_OUT is set); FLEET_CHUNK, when set, is the fleet's chunk (bench/lua_fleet.lua).
 
 Everything talks to bench/server.lua's nginx on 127.0.0.1 only; the credential
 is a dummy value that the fixed replies ignore, and it is read from a header
@@ -45,9 +47,13 @@ local C = {
   trust_reps = QUICK and 1 or 3, trust_rounds = QUICK and 2 or 5,  -- 6: processes per variant, rounds in each
   seq_accounts = 100, servers = 200, server_concurrency = 20, accounts = 1000, account_concurrency = 20,
   process_runs = QUICK and 30 or 150,  -- 7: hyperfine runs per command
+  fleet_runs = QUICK and 1 or 3,       -- 8: processes per row, interleaved (each about 5 s)
+  fleet_alone = 50,                    -- 8: one Tokens::list at a time (curl), for the reply time
+  fleet_servers = 100, fleet_one_in_flight = 50, fleet_per_server = 8, fleet_concurrency = 50,
 }
 local TARGET = { floor = 1.15, curl = 20, requests = 3, batch = 1.3, big = 2, rss_kib = 1024,
-                 trust = 1.2, vs_curl_system = 0.5, vs_curl_one = 1.3 }
+                 trust = 1.2, vs_curl_system = 0.5, vs_curl_one = 1.3,
+                 fleet_one = 1.2, fleet_rss_mb = 150, fleet_many = 1.3 }
 local DUMMY_TOKEN = "BENCHDUMMYTOKEN00000000000000000" -- not a secret: the bench server checks nothing
 
 ---------------------------------------------------------------- helpers
@@ -150,7 +156,7 @@ local function sequential()
   local R = { floor = {}, hdr = {}, lua = {}, py = {} }
   local args = " " .. shell_quote(srv.url) .. " " .. shell_quote(srv.cafile) .. " " .. shell_quote(hf) .. " "
   for r = 1, C.rounds do
-    say("1/7 sequential: round %d of %d (C floor, with the library's headers, list(), requests.Session)", r, C.rounds)
+    say("1/8 sequential: round %d of %d (C floor, with the library's headers, list(), requests.Session)", r, C.rounds)
     R.floor[r] = tonumber((run(PIN .. FLOOR .. args .. C.warmup .. " " .. C.n))) / C.n
     R.hdr[r] = tonumber((run(PIN .. FLOOR .. args .. C.warmup .. " " .. C.n .. " " .. shell_quote(UA)))) / C.n
     R.lua[r] = tonumber((run(PIN .. LUA .. " bench/lua_list.lua time" .. args .. C.warmup .. " " .. C.n))) / C.n
@@ -162,14 +168,14 @@ local function sequential()
     .. shell_quote(srv.url .. "/execute/Tokens/list")
   R.curl = {}
   if trim(run("command -v hyperfine || true")) ~= "" then
-    say("1/7 sequential: one curl process per call (hyperfine, %d runs)", C.curl_runs)
+    say("1/8 sequential: one curl process per call (hyperfine, %d runs)", C.curl_runs)
     local json = srv.dir .. "/hyperfine.json"
     run(PIN .. "hyperfine -N --style none --warmup 10 --runs " .. C.curl_runs .. " --export-json "
       .. shell_quote(json) .. " " .. shell_quote(curl) .. " >/dev/null")
     R.curl = cjson.decode(assert(read_file(json))).results[1].times
     R.curl_how = ("hyperfine -N, %d runs, median"):format(C.curl_runs)
   else
-    say("1/7 sequential: hyperfine missing; timing a shell loop of curl processes")
+    say("1/8 sequential: hyperfine missing; timing a shell loop of curl processes")
     local socket = require "socket"
     for r = 1, 5 do
       local t0 = socket.gettime()
@@ -211,7 +217,7 @@ end
 
 -- 2. batch of 200 jobs over 20 accounts at concurrency 20, 50 ms per reply.
 local function batch()
-  say("2/7 batch: %d timed batches of 200 jobs, then %d sequential runs (about 10 s each)", C.batch_runs, C.seq_runs)
+  say("2/8 batch: %d timed batches of 200 jobs, then %d sequential runs (about 10 s each)", C.batch_runs, C.seq_runs)
   local out = run(PIN .. LUA .. " bench/lua_batch.lua " .. shell_quote(srv.slow_url) .. " " .. shell_quote(srv.cafile) .. " "
     .. shell_quote(hf) .. " " .. C.batch_runs .. " " .. C.seq_runs .. " 200 20 20")
   local R = { batch = {}, seq = {}, windows = {} }
@@ -238,7 +244,7 @@ end
 
 -- 3. list() of 10,000 tokens against cjson.decode of the same body.
 local function big()
-  say("3/7 10,000 tokens: %d samples of list() and of cjson.decode", C.big_samples)
+  say("3/8 10,000 tokens: %d samples of list() and of cjson.decode", C.big_samples)
   local out = run(PIN .. LUA .. " bench/lua_big.lua " .. shell_quote(srv.big_url) .. " " .. shell_quote(srv.cafile) .. " "
     .. shell_quote(hf) .. " " .. shell_quote(srv.big_body) .. " " .. shell_quote(srv.small_body) .. " " .. C.big_samples)
   local R = { list = {}, decode = {}, transfer = {} }
@@ -257,11 +263,11 @@ end
 
 -- 4. Memory: RSS growth, and memcheck's definite leaks.
 local function memory()
-  say("4/7 memory: RSS over %s list() calls", thousands(C.rss_n2))
+  say("4/8 memory: RSS over %s list() calls", thousands(C.rss_n2))
   local args = " " .. shell_quote(srv.url) .. " " .. shell_quote(srv.cafile) .. " " .. shell_quote(hf) .. " "
   local a, b = run(PIN .. LUA .. " bench/lua_list.lua rss" .. args .. C.rss_n1 .. " " .. C.rss_n2):match("(%d+) (%d+)")
   local R = { rss1 = tonumber(a), rss2 = tonumber(b) }
-  say("4/7 memory: valgrind memcheck over %s list() calls", thousands(C.memcheck_n))
+  say("4/8 memory: valgrind memcheck over %s list() calls", thousands(C.memcheck_n))
   local log = srv.dir .. "/memcheck.log"
   local _, code = run("valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99"
     .. " --suppressions=spec/support/valgrind.supp --log-file=" .. shell_quote(log) .. " "
@@ -310,7 +316,7 @@ local function instructions()
     run("valgrind --tool=callgrind --dump-instr=no --callgrind-out-file=" .. shell_quote(file) .. " " .. cmd .. " >/dev/null")
     return file
   end
-  say("5/7 callgrind: list() loops of %d and %d calls, C floor the same", C.cg_n1, C.cg_n2)
+  say("5/8 callgrind: list() loops of %d and %d calls, C floor the same", C.cg_n1, C.cg_n2)
   local k = C.cg_n2 - C.cg_n1
   local l1 = cg("lua", LUA .. " bench/lua_list.lua loop" .. args .. C.cg_n1, C.cg_n1)
   local l2 = cg("lua", LUA .. " bench/lua_list.lua loop" .. args .. C.cg_n2, C.cg_n2)
@@ -403,7 +409,7 @@ local function trust(T)
   end
   for rep = 1, C.trust_reps do
     for _, name in ipairs { "seq", "servers", "accounts" } do
-      say("6/7 trust: %s, repetition %d of %d (one-certificate CA, system-sized bundle, hashed directory)", name, rep,
+      say("6/8 trust: %s, repetition %d of %d (one-certificate CA, system-sized bundle, hashed directory)", name, rep,
         C.trust_reps)
       for _, v in ipairs(TRUST_VARIANTS) do
         local out = run(PIN .. LUA .. " bench/lua_trust.lua " .. modes[name]:match("^(%S+)") .. " " .. trust_arg(T, v)
@@ -424,7 +430,7 @@ end
 local function processes(T)
   local R = { how = ("hyperfine -N, %d runs each, median"):format(C.process_runs) }
   if trim(run("command -v hyperfine || true")) == "" then
-    say("7/7 processes: hyperfine missing; skipped")
+    say("7/8 processes: hyperfine missing; skipped")
     return nil
   end
   local tf = srv.dir .. "/token.txt"
@@ -464,7 +470,7 @@ local function processes(T)
   local env = "env -u CURL_CA_BUNDLE -u SSL_CERT_FILE -u SSL_CERT_DIR -u LUA_INIT -u LUA_INIT_5_4 LUA_PATH="
     .. shell_quote("lua/?.lua;lua/?/init.lua;;") .. " LUA_CPATH=" .. shell_quote(build .. "/?.so;;") .. " "
   for _, c in ipairs(R.cmds) do run(env .. c.cmd .. " >/dev/null") end -- each works
-  say("7/7 processes: %d runs of each of %d commands (hyperfine)", C.process_runs, #R.cmds)
+  say("7/8 processes: %d runs of each of %d commands (hyperfine)", C.process_runs, #R.cmds)
   local json = srv.dir .. "/hyperfine-trust.json"
   local args = {}
   for i, c in ipairs(R.cmds) do args[i] = shell_quote(c.cmd) end
@@ -474,6 +480,82 @@ local function processes(T)
   for i, res in ipairs(cjson.decode(assert(read_file(json))).results) do
     R.m[R.cmds[i].key] = median(res.times)
     R.spread[R.cmds[i].key] = res.times
+  end
+  return R
+end
+
+-- 8. Fleet audits: cptokens.fleet against the bench server's fleet bases (listaccts at once,
+-- each account's Tokens::list after 20 ms), one process per run, the two rows interleaved.
+local FLEET_DELAY = 0.02 -- the bench server's echo_sleep before each account's Tokens::list
+
+-- CPU seconds (user + system) the nginx workers have used so far.
+local function server_cpu(hz)
+  local sum = 0
+  for _, pid in ipairs(srv:worker_pids()) do
+    -- /proc/<pid>/stat after "(comm) ": state is field 3, utime 14, stime 15
+    local f = {}
+    for x in ((read_file("/proc/" .. pid .. "/stat") or ""):match("%) (.*)$") or ""):gmatch("%S+") do f[#f + 1] = x end
+    sum = sum + ((tonumber(f[12]) or 0) + (tonumber(f[13]) or 0)) / hz
+  end
+  return sum
+end
+
+local function fleet()
+  assert(#srv.server_urls >= C.fleet_servers, ("the bench server needs %d more ports"):format(C.fleet_servers))
+  local one, many = srv.dir .. "/fleet-one.txt", srv.dir .. "/fleet-many.txt"
+  write_file(one, srv.url .. "/f10k\n")
+  local urls = {}
+  for i = 1, C.fleet_servers do urls[i] = srv.server_urls[i] .. "/f100" end
+  write_file(many, table.concat(urls, "\n") .. "\n")
+  local hz = tonumber(trim(run("getconf CLK_TCK"))) or 100
+  local chunk = tonumber(os.getenv("FLEET_CHUNK") or "")
+  local R = {
+    chunk = chunk or require("cptokens.fleet").CHUNK, chunk_set = chunk ~= nil,
+    rows = {
+      { id = "8a", file = one, servers = 1, each = server.FLEET_SIZES.f10k, per_server = C.fleet_one_in_flight,
+        concurrency = C.fleet_one_in_flight },
+      { id = "8b", file = many, servers = C.fleet_servers, each = server.FLEET_SIZES.f100,
+        per_server = C.fleet_per_server, concurrency = C.fleet_concurrency },
+    },
+  }
+  for _, r in ipairs(R.rows) do
+    r.accounts = r.servers * r.each
+    r.slots = math.min(r.concurrency, r.servers * r.per_server)
+    -- the global limit, or one server's accounts through its own limit, whichever takes longer
+    r.ideal = math.max(r.accounts * FLEET_DELAY / r.slots, r.each * FLEET_DELAY / r.per_server)
+    r.times, r.cpu, r.srv_cpu, r.hwm = {}, {}, {}, {}
+  end
+  -- One account's Tokens::list alone: the server's own reply time (curl, one kept-alive
+  -- connection, the first request's connection set-up left out).
+  local reqs = {}
+  for i = 1, C.fleet_alone + 1 do reqs[i] = "-o /dev/null " .. shell_quote(srv.url .. "/f10k/json-api/cpanel") end
+  local alone = {}
+  for x in run(PIN .. "curl -sS --fail --cacert " .. shell_quote(srv.cafile) .. " -H @" .. shell_quote(hf)
+    .. " -w '%{time_total}\\n' " .. table.concat(reqs, " ")):gmatch("%S+") do alone[#alone + 1] = tonumber(x) end
+  table.remove(alone, 1)
+  R.alone = median(alone)
+  for k = 1, C.fleet_runs do
+    for _, r in ipairs(R.rows) do
+      say("8/8 fleet: %s, run %d of %d (audit of %s accounts on %d server%s, per_server %d, concurrency %d)", r.id, k,
+        C.fleet_runs, thousands(r.accounts), r.servers, r.servers == 1 and "" or "s", r.per_server, r.concurrency)
+      local cmd = PIN .. LUA .. " bench/lua_fleet.lua " .. shell_quote(r.file) .. " " .. shell_quote(srv.cafile) .. " "
+        .. shell_quote(hf) .. " " .. r.each .. " " .. r.per_server .. " " .. r.concurrency
+      local c0 = server_cpu(hz)
+      -- the shell's `times`: its children's user and system CPU (the client process)
+      local out = run("sh -c " .. shell_quote(cmd .. " && times"))
+      local c1 = server_cpu(hz)
+      local secs, reached, _, tokens, hwm = out:match("fleet (%S+) (%d+) (%d+) (%d+) (%d+)")
+      assert(secs and tonumber(reached) == r.accounts and tonumber(tokens) == r.accounts * server.FLEET_TOKENS,
+        "bench/lua_fleet.lua: unexpected output: " .. out)
+      local um, us, sm, ss = out:match("\n[^\n]*\n(%d+)m([%d.]+)s (%d+)m([%d.]+)s")
+      r.times[k], r.hwm[k], r.srv_cpu[k] = tonumber(secs), tonumber(hwm), c1 - c0
+      r.cpu[k] = um and (tonumber(um) * 60 + tonumber(us) + tonumber(sm) * 60 + tonumber(ss)) or nil
+    end
+  end
+  for _, r in ipairs(R.rows) do
+    r.m, r.m_cpu, r.m_srv = median(r.times), median(r.cpu), median(r.srv_cpu)
+    r.hwm_max = select(2, minmax(r.hwm))
+    r.rss_mb = r.hwm_max * 1024 / 1e6
   end
   return R
 end
@@ -591,7 +673,99 @@ local function trust_sections(add, T, TR, P, rows)
   end
 end
 
-local function report(M, S, B, G, Mem, I, T, TR, P)
+-- Rows and section of 8 (also printed alone with BENCH_ONLY=fleet).
+local function fleet_report(add, F, pass)
+  if not F then return end
+  local a, b = F.rows[1], F.rows[2]
+  local ra, rb = a.m / a.ideal, b.m / b.ideal
+  pass["8a"] = ra <= TARGET.fleet_one and a.rss_mb <= TARGET.fleet_rss_mb
+  pass["8b"] = rb <= TARGET.fleet_many
+  local va = verdict(pass["8a"], ra, TARGET.fleet_one)
+  if not va:find("narrowly", 1, true) and math.abs(a.rss_mb / TARGET.fleet_rss_mb - 1) < 0.05 then
+    va = va .. " (narrowly)"
+  end
+  add("| 8a | `fleet:audit` of %s accounts behind one WHM server (each account's Tokens::list answered after 20 ms),"
+    .. " %d in flight (`per_server` %d, `concurrency` %d), vs the ideal %s × 20 ms / %d; and the process's peak RSS"
+    .. " | %s vs %s; peak RSS %.1f MB | %.2f× the ideal | ≤ %.1f×; peak RSS ≤ %d MB | %s |", thousands(a.accounts),
+    a.slots, a.per_server, a.concurrency, thousands(a.accounts), a.slots, dur(a.m), dur(a.ideal), a.rss_mb, ra,
+    TARGET.fleet_one, TARGET.fleet_rss_mb, va)
+  add("| 8b | `fleet:audit` of %d servers × %d accounts, `per_server` %d, `concurrency` %d, 20 ms replies, vs the"
+    .. " ideal %s × 20 ms / min(%d, %d × %d) | %s vs %s | %.2f× the ideal | ≤ %.1f× | %s |", b.servers, b.each,
+    b.per_server, b.concurrency, thousands(b.accounts), b.concurrency, b.servers, b.per_server, dur(b.m),
+    dur(b.ideal), rb, TARGET.fleet_many, verdict(pass["8b"], rb, TARGET.fleet_many))
+end
+
+local function fleet_section(add, F, pass)
+  if not F then return end
+  local a, b = F.rows[1], F.rows[2]
+  local chunks = math.ceil(a.accounts / F.chunk)
+  add("## 8. Fleet audits%s", (pass["8a"] == false or pass["8b"] == false) and " (why a row is missed)" or "")
+  add("")
+  add("`cptokens.fleet(servers, { per_server = P, concurrency = %d }):audit{ within = \"14d\" }` in a process of"
+    .. " its own (bench/lua_fleet.lua), %d run%s of each row, interleaved. The time is the whole audit, from"
+    .. " `cptokens.fleet` to the report: listaccts and api_token_list on every server, a client for each account,"
+    .. " every account's Tokens::list through /json-api/cpanel, the report. Every run must reach every account"
+    .. " and count every token (%d per account), or the bench fails. The bench server answers listaccts and"
+    .. " api_token_list at once and each Tokens::list after `echo_sleep 0.02`. The ideal is the accounts × 20 ms"
+    .. " over the requests that may be in flight, min(`concurrency`, servers × `per_server`), and never less than"
+    .. " one server's accounts × 20 ms / `per_server`: 8a %s × 20 ms / %d = %s; 8b max(%s × 20 ms / min(%d, %d"
+    .. " × %d), %d × 20 ms / %d) = %s. The fleet works in chunks of %s accounts (%s), so %s accounts are %d"
+    .. " batch%s; each server's first Tokens::list goes alone until it is accepted (the gate against cPHulk"
+    .. " lock-outs), later chunks start with the gate open.", a.concurrency, C.fleet_runs,
+    C.fleet_runs == 1 and "" or "s", server.FLEET_TOKENS, thousands(a.accounts), a.slots, dur(a.ideal),
+    thousands(b.accounts), b.concurrency, b.servers, b.per_server, b.each, b.per_server, dur(b.ideal),
+    thousands(F.chunk), F.chunk_set and "FLEET_CHUNK" or "`cptokens.fleet`'s default", thousands(a.accounts),
+    chunks, chunks == 1 and "" or "es")
+  add("")
+  add("| | ideal | median | min – max | ratio | client CPU (user + system, median) | nginx worker CPU (median)"
+    .. " | peak RSS (VmHWM, highest run) |")
+  add("|---|---|---|---|---|---|---|---|")
+  for _, r in ipairs(F.rows) do
+    add("| %s %s | %s | %s | %s | %.2f× | %s | %s | %.1f MB (%s KiB) |", r.id, r.servers == 1
+      and ("1 server × " .. thousands(r.each)) or (r.servers .. " servers × " .. r.each), dur(r.ideal), dur(r.m),
+      spread(r.times), r.m / r.ideal, r.m_cpu and dur(r.m_cpu) or "n/a", dur(r.m_srv), r.rss_mb, thousands(r.hwm_max))
+  end
+  add("")
+  local function busy(r) return r.accounts * FLEET_DELAY / r.m end
+  local function at_reply(r) return r.ideal * F.alone / FLEET_DELAY end
+  add("One Tokens::list alone, one at a time over a kept-alive connection (curl, median of %d), takes %s: at that"
+    .. " reply time the ideal would be %s (8a %.2f× of it, 8b %.2f×).", C.fleet_alone, dur(F.alone),
+    dur(at_reply(a)), a.m / at_reply(a), b.m / at_reply(b))
+  add("")
+  add("Beyond the ideal, 8a took %s more and 8b %s more. Had every reply taken exactly 20 ms, that is %.1f"
+    .. " requests in flight on average in 8a and %.1f in 8b, of %d. The client process was on the CPU for %s of"
+    .. " 8a's %s and %s of 8b's %s; the rest of the time it waited for replies.", dur(a.m - a.ideal),
+    dur(b.m - b.ideal), busy(a), busy(b), a.slots, a.m_cpu and dur(a.m_cpu) or "n/a", dur(a.m),
+    b.m_cpu and dur(b.m_cpu) or "n/a", dur(b.m))
+  add("")
+  for _, r in ipairs(F.rows) do
+    local target = r.id == "8a" and TARGET.fleet_one or TARGET.fleet_many
+    if pass[r.id] == false then
+      local why = {}
+      if r.m / r.ideal > target then
+        local n = math.ceil(r.accounts / F.chunk)
+        why[#why + 1] = ("the audit took %.2f× the ideal (target %.1f×): %s more, %s per 20 ms round of %d requests."
+          .. " The server's reply time accounts for about %s of it (a reply alone takes %s, above). The rest is the"
+          .. " client's: the enumeration (listaccts on %d server%s), the clients opened at each chunk's start, the"
+          .. " drain at each chunk's end (%d chunk%s: a chunk's last requests in flight without the next ones),"
+          .. " each server's lone first request, and the time from a reply to the next request in its slot (the"
+          .. " client was on the CPU %s of the %s)"):format(r.m / r.ideal, target, dur(r.m - r.ideal),
+          dur((r.m - r.ideal) / (r.accounts / r.slots)), r.slots, dur(math.max(0, at_reply(r) - r.ideal)),
+          dur(F.alone), r.servers, r.servers == 1 and "" or "s", n, n == 1 and "" or "s",
+          r.m_cpu and dur(r.m_cpu) or "n/a", dur(r.m))
+      end
+      if r.id == "8a" and r.rss_mb > TARGET.fleet_rss_mb then
+        why[#why + 1] = ("the peak RSS was %.1f MB (target %d MB): a chunk's clients, jobs and results are held at"
+          .. " once, so it grows with the chunk (%s accounts)"):format(r.rss_mb, TARGET.fleet_rss_mb,
+          thousands(F.chunk))
+      end
+      add("**Why %s is missed.** %s.", r.id, (table.concat(why, "; "):gsub("^%l", string.upper)))
+      add("")
+    end
+  end
+end
+
+local function report(M, S, B, G, Mem, I, T, TR, P, F)
   local L = {}
   local function add(fmt, ...) L[#L + 1] = select("#", ...) > 0 and fmt:format(...) or fmt end
 
@@ -638,10 +812,11 @@ local function report(M, S, B, G, Mem, I, T, TR, P)
     .. " | tracked | — |", thousands(C.cg_n2), thousands(C.cg_n1), thousands(C.cg_n2 - C.cg_n1), thousands(I.lua),
     thousands(I.floor), I.lua / I.floor)
   local trust_rows = trust_report(add, TR, P, pass)
+  fleet_report(add, F, pass)
   add("")
   local missed = {}
   local names = { floor = "1a", curl = "1b", requests = "1c", batch = "2", big = "3", rss = "4a", leak = "4b" }
-  for _, k in ipairs{ "floor", "curl", "requests", "batch", "big", "rss", "leak", "6a", "6b", "6c", "7a", "7b" } do
+  for _, k in ipairs{ "floor", "curl", "requests", "batch", "big", "rss", "leak", "6a", "6b", "6c", "7a", "7b", "8a", "8b" } do
     names[k] = names[k] or k
     if pass[k] == false then missed[#missed + 1] = k end
   end
@@ -672,7 +847,9 @@ local function report(M, S, B, G, Mem, I, T, TR, P)
   end
   local narrow = {}
   for _, x in ipairs{ { "1a", r_floor, TARGET.floor }, { "1b", r_curl, TARGET.curl }, { "1c", r_py, TARGET.requests },
-                      { "2", r_batch, TARGET.batch }, { "3", r_big, TARGET.big } } do
+                      { "2", r_batch, TARGET.batch }, { "3", r_big, TARGET.big },
+                      F and { "8a", F.rows[1].m / F.rows[1].ideal, TARGET.fleet_one } or nil,
+                      F and { "8b", F.rows[2].m / F.rows[2].ideal, TARGET.fleet_many } or nil } do
     if math.abs(x[2] / x[3] - 1) < 0.05 then narrow[#narrow + 1] = x[1] end
   end
   if #narrow > 0 then
@@ -810,6 +987,7 @@ local function report(M, S, B, G, Mem, I, T, TR, P)
   add("")
 
   trust_sections(add, T, TR, P, trust_rows)
+  fleet_section(add, F, pass)
 
   add("## Machine")
   add("")
@@ -842,6 +1020,13 @@ local function report(M, S, B, G, Mem, I, T, TR, P)
   add("- 6: bench/lua_trust.lua; the 200 servers are 200 more ports of the same nginx (each its own host:port:"
     .. " its own connections and TLS sessions); accounts are users acct0001...; every reply is checked.")
   add("- 7: hyperfine -N (no shell), %d runs of each command after 10 warm-up runs.", C.process_runs)
+  add("- 8: bench/lua_fleet.lua, one process per run (client pinned to CPU 0), %d runs of each row interleaved,"
+    .. " median; 8a's base is `<url>/f10k` (listaccts of %s accounts), 8b's the first %d of section 6's ports,"
+    .. " each `<port>/f100` (100 accounts): each its own server with its own connections; every account's"
+    .. " Tokens::list is the same %d-token reply. Peak RSS is the client's VmHWM (/proc/self/status at the end of"
+    .. " the audit; MB = 10^6 bytes), the highest of the runs; client CPU is the shell's `times` for the process,"
+    .. " the nginx worker's from /proc/<pid>/stat.", C.fleet_runs, thousands(server.FLEET_SIZES.f10k),
+    C.fleet_servers, server.FLEET_TOKENS)
   add("- Reproduce: `make bench` (it installs what it needs through scripts/deps.sh, builds the module and"
     .. " bench/floor.c, and takes a few minutes).")
   return table.concat(L, "\n") .. "\n"
@@ -859,12 +1044,28 @@ local function main()
   hf = srv.dir .. "/headers.txt"
   -- The bench's dummy credential (the server checks nothing).
   write_file(hf, "Authorization: cpanel bench:" .. DUMMY_TOKEN .. "\nAccept: application/json\n")
-  local M = machine()
+  local M = ONLY == "fleet" and {} or machine() -- (section 8 alone needs none of the baselines)
   M.load_before = trim((read_file("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)"))
   if (tonumber(M.load_before:match("^(%S+)")) or 0) > 0.5 then
     say("the machine is busy (load average %s): the timings will be noisy", M.load_before)
   end
   local t0 = os.time()
+  if ONLY == "fleet" then
+    local F = fleet()
+    local L = {}
+    local function add(fmt, ...) L[#L + 1] = select("#", ...) > 0 and fmt:format(...) or fmt end
+    local pass = {}
+    add("| # | what is compared | measured (median) | ratio | target | result |")
+    add("|---|---|---|---|---|---|")
+    fleet_report(add, F, pass)
+    add("")
+    fleet_section(add, F, pass)
+    local text = table.concat(L, "\n") .. "\n"
+    if OUT then write_file(OUT, text) end
+    io.write(text)
+    say("done in %d s%s", os.time() - t0, OUT and "; written to " .. OUT or "")
+    return
+  end
   local T = trust_files()
   if ONLY == "trust" or ONLY == "7" then
     local TR = ONLY == "trust" and trust(T) or nil
@@ -889,8 +1090,9 @@ local function main()
   local I = instructions()
   local TR = trust(T)
   local P = processes(T)
+  local F = fleet()
   M.load_after = trim((read_file("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)"))
-  local text = report(M, S, B, G, Mem, I, T, TR, P)
+  local text = report(M, S, B, G, Mem, I, T, TR, P, F)
   write_file(OUT, text)
   io.write(text)
   say("done in %d s; written to %s", os.time() - t0, OUT)
