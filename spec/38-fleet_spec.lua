@@ -213,6 +213,24 @@ describe("cptokens.fleet", function()
     assert(ok, err)
   end)
 
+  it("stop from the progress callback: nothing more is sent, the rest reported not sent; an err entry fails alone", function()
+    srv:seed_accounts(20)
+    local f
+    f = fleet.new({ entry("one"), { label = "broken", err = "its token file is unreadable" } }, { chunk = 5,
+      progress = function(done) if done >= 5 then f:stop("stopped by the spec") end end })
+    local r = f:audit()
+    f:close()
+    assert.equal(5, requests { func = "list" })
+    assert.equal(19, r.summary.not_sent)
+    for _, n in ipairs(r.not_sent) do assert.equal("not sent: stopped by the spec", n.reason) end
+    assert.equal("invalid", r.servers[2].err.kind)
+    assert.equal(1, r.summary.servers_failed)
+    assert.has_error(function() f:stop() end)
+    -- a later run starts afresh
+    r = fleet.new({ entry("one") }):audit()
+    assert.equal(0, r.summary.not_sent)
+  end)
+
   it("progress: done never goes back, the last call is (total, total, failures)", function()
     srv:seed_accounts(23)
     local calls = {}

@@ -124,6 +124,11 @@ describe("cptokens.config", function()
       { "timeout not a number", "[profile a]\nurl = https://h\nuser = a\ntoken_env = X\ntimeout = soon\n",
         "timeout must be a number" },
       { "group of an unknown profile", "[group g]\nprofiles = nope\n", "[group g]: no [profile nope]" },
+      { "url not https", "[profile a]\nurl = http://h\nuser = a\ntoken_env = X\n", "url must be an https:// URL" },
+      { "cpanel_url not a URL", "[profile a]\nurl = https://h:2087\nwhm_user = root\ntoken_env = X\n"
+        .. "cpanel_url = not a url\n", "cpanel_url must be an https:// URL" },
+      { "insecure not a boolean", "[profile a]\nurl = https://h\nuser = a\ntoken_env = X\ninsecure = maybe\n",
+        "insecure must be a boolean" },
     }
     for _, c in ipairs(cases) do
       it(c[1], function()
@@ -145,6 +150,27 @@ describe("cptokens.config", function()
       assert.is_nil(ok)
       assert.matches("no [group x]", err.message, 1, true)
     end)
+  end)
+
+  it("insecure = true (spaces around =) and a raw token file; partial servers of a group", function()
+    util.write_private(dir .. "/raw.token", TOKEN .. "\n")
+    local path = write("config", table.concat({
+      "[profile w1]", "url = https://w1.example:2087", "whm_user = root", "token_file = raw.token",
+      "insecure = true", "",
+      "[profile w2]", "url = https://w2.example:2087", "whm_user = root", "token_env = CPTOKENS_SPEC_UNSET_VARIABLE", "",
+      "[group g]", "profiles = w1, w2" }, "\n"))
+    local cfg = assert(config.load(path))
+    local opts = assert(cfg:profile("w1"))
+    assert.same({ true, TOKEN }, { opts.insecure, opts.token })
+    assert.same({ dir .. "/raw.token", "token_file" }, { cfg:credential_file("w1") })
+    assert.is_nil(cfg:credential_file("w2"))
+    local all, err = cfg:servers("g")
+    assert.is_nil(all)
+    assert.matches("CPTOKENS_SPEC_UNSET_VARIABLE", err.message, 1, true)
+    local servers = assert(cfg:servers("g", true))
+    assert.same({ "w1", "w2" }, { servers[1].label, servers[2].label })
+    assert.equal(TOKEN, servers[1].token)
+    assert.matches("CPTOKENS_SPEC_UNSET_VARIABLE", servers[2].err.message, 1, true)
   end)
 
   it("defaults to $XDG_CONFIG_HOME/cptokens/config, else ~/.config/cptokens/config", function()

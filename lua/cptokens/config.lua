@@ -90,7 +90,14 @@ end
 --- A parsed value as a string (inifile turns "30" into 30 and "true" into true), trimmed.
 local function value_of(v, kind)
   if kind == "number" then return type(v) == "number" and v or nil end
-  if kind == "boolean" then return type(v) == "boolean" and v or nil end
+  if kind == "boolean" then
+    if type(v) == "string" then
+      local t = util.trim(v):lower()
+      if t == "true" or t == "yes" then return true elseif t == "false" or t == "no" then return false end
+    end
+    if type(v) == "boolean" then return v end
+    return nil
+  end
   if kind == "secret" and type(v) ~= "string" then return nil end
   return util.trim(tostring(v))
 end
@@ -112,6 +119,11 @@ local function check_profile(path, name, raw)
   end
   local where = quote(path) .. ": [profile " .. name .. "]"
   if not p.url then return invalid(where .. ": url is required") end
+  for _, k in ipairs { "url", "cpanel_url" } do
+    if p[k] and not p[k]:match("^https://[^/%s]+") then
+      return invalid(where .. ": " .. k .. " must be an https:// URL, got " .. quote(p[k]))
+    end
+  end
   if not (p.user or p.whm_user) then return invalid(where .. ": give user, whm_user, or both") end
   if #creds ~= 1 then
     return invalid(where .. ": give exactly one credential: token_file, password_file, token_env, "
@@ -293,6 +305,14 @@ function Config:profile(name)
   return opts, kind
 end
 
+--- cfg:credential_file(name) -> the path of profile name's token_file or password_file (expanded)
+-- and which of the two it is; nil when its credential is not a file.
+function Config:credential_file(name)
+  local p = self._profiles[name]
+  if not p or not (p.credential == "token_file" or p.credential == "password_file") then return nil end
+  return expand(self, p[p.credential]), p.credential
+end
+
 --- cfg:cpanel_url(name) -> profile name's cpanel_url (where rotate verifies new user tokens), or nil.
 function Config:cpanel_url(name)
   local p = self._profiles[name]
@@ -313,11 +333,20 @@ function Config:group(name)
   return out
 end
 
---- cfg:servers(name) -> the entries of cptokens.fleet for a group (or one profile) of WHM
--- profiles: { label = profile name, cpanel_url = ..., <cptokens.whm options> }, or nil, err.
-function Config:servers(name)
+--- cfg:servers(name [, partial]) -> the entries of cptokens.fleet for a group (or one profile) of
+-- WHM profiles: { label = profile name, cpanel_url = ..., <cptokens.whm options> }, or nil, err.
+-- partial: a member whose credential cannot be read (a file, an unset variable) is
+-- { label, err = err } (cptokens.fleet reports it as a failed server) instead of failing all.
+function Config:servers(name, partial)
   local members, err
-  if self._groups[name] then
+  if self._groups[name] and partial then
+    -- each member on its own: one whose credential cannot be read is { label, err }
+    members = {}
+    for i, member in ipairs(self._groups[name]) do
+      local opts, kind = self:profile(member)
+      members[i] = opts and { name = member, kind = kind, options = opts } or { name = member, err = kind }
+    end
+  elseif self._groups[name] then
     members, err = self:group(name)
   else
     local opts, kind = self:profile(name)
@@ -326,12 +355,16 @@ function Config:servers(name)
   if not members then return nil, err end
   local out = {}
   for i, m in ipairs(members) do
-    if m.kind ~= "whm" then
+    local raw = self._profiles[m.name]
+    if m.err and raw.whm_user and not raw.user then
+      out[i] = { label = m.name, err = m.err }
+    elseif m.err or m.kind ~= "whm" then
       return invalid("profile " .. m.name .. ": fleet work needs a WHM profile (whm_user without user)")
+    else
+      local e = { label = m.name, cpanel_url = self._profiles[m.name].cpanel_url }
+      for k, v in pairs(m.options) do e[k] = v end
+      out[i] = e
     end
-    local e = { label = m.name, cpanel_url = self._profiles[m.name].cpanel_url }
-    for k, v in pairs(m.options) do e[k] = v end
-    out[i] = e
   end
   return out
 end

@@ -38,7 +38,7 @@ Fleet.__name = "cptokens.Fleet"
 M.Fleet = Fleet
 
 local OPTIONS = { per_server = true, concurrency = true, chunk = true, progress = true }
-local FLEET_KEYS = { label = true, whm = true, cpanel_url = true }
+local FLEET_KEYS = { label = true, whm = true, cpanel_url = true, err = true }
 
 local function misuse(msg, level) error("cptokens.fleet: " .. msg, level + 1) end
 
@@ -62,6 +62,11 @@ local function open_server(cptokens, entry, i, labels)
   if labels[label] then misuse("server " .. i .. ": label " .. quote(label) .. " is used twice", 4) end
   labels[label] = true
   local s = { label = label, cpanel_url = entry.cpanel_url }
+  if entry.err ~= nil then
+    -- a server whose settings could not be read (cptokens.config, partial): reported by each run
+    s.err = type(entry.err) == "table" and entry.err or require("cptokens.core").error("invalid", tostring(entry.err))
+    return s
+  end
   if entry.whm ~= nil then
     for k in pairs(entry) do
       if not FLEET_KEYS[k] then misuse("server " .. i .. ": give whm or connection options, not both", 4) end
@@ -88,7 +93,9 @@ end
 
 --- fleet.new(servers [, { per_server = 8, concurrency = 50, chunk = 1000, progress }]) -> fleet
 -- servers[i] = { label = ..., whm = <cptokens.whm client> } or { label = ..., <the options
--- of cptokens.whm> } (+ cpanel_url: the cPanel URL rotate verifies new tokens at).
+-- of cptokens.whm> } (+ cpanel_url: the cPanel URL rotate verifies new tokens at), or
+-- { label = ..., err = e }: a server that cannot be reached (its settings are broken), reported
+-- by each run as failed.
 -- A server whose client cannot be made is reported by each run, not raised. Misuse raises.
 function M.new(servers, opts)
   local cptokens = require "cptokens"
@@ -152,7 +159,7 @@ local function enumerate(self, report, with_whm)
     if not r.ok then
       if refused(r.err) then stop(s, r.err) end
       if r.err.not_sent and s.stopped then r.err.message = r.err.message:match("^[%w_]*") .. ": " .. s.stopped end
-      if what == "whm" then s.rec.whm_err = r.err else R.server_failed(report, s.rec, r.err) end
+      if what == "whm" then R.whm_failed(report, s.rec, r.err) else R.server_failed(report, s.rec, r.err) end
     elseif what == "whm" then
       s.rec.whm_tokens = R.tokens(report, s.label, s.user, "whm", r.value)
     else

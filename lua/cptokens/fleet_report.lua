@@ -42,6 +42,14 @@ function M.server_failed(report, rec, err)
   report.failures[#report.failures + 1] = { server = rec.label, err = err }
 end
 
+--- A server whose own WHM tokens could not be listed (a failure, unless it was not sent
+-- because the server had already stopped: its refusal is the failure).
+function M.whm_failed(report, rec, err)
+  rec.whm_err = err
+  if err.not_sent then return end
+  report.failures[#report.failures + 1] = { server = rec.label, account = rec.user, whm = true, err = err }
+end
+
 --- The record of one account of server record srec, from a listaccts entry.
 function M.account(report, srec, a)
   local rec = { server = srec.label, user = a.user, owner = a.owner, domain = a.domain,
