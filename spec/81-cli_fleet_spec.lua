@@ -273,6 +273,70 @@ describe("cptokens fleet and profiles (command line) #novalgrind", function()
     end)
   end)
 
+  describe("failures are never hidden", function()
+    it("a WHM token list that fails: exit 1 and a line, not an all-clear", function()
+      srv:fault("status", { status = 500, func = "api_token_list" })
+      local r = ok(run { "fleet", "audit", "--profile", "res" }, 1)
+      assert.matches("cptokens: http: res/res: ", r.err)
+      local doc = cjson.decode(ok(run { "fleet", "audit", "--profile", "res", "--json" }, 1).out)
+      assert.are.equal(500, doc.servers[1].whm_error.status)
+      assert.are.equal(1, #doc.failures)
+    end)
+
+    it("a group member whose credential cannot be read fails alone; the others are audited", function()
+      seed()
+      local r = ok(run({ "fleet", "audit", "--group", "web", "--format", "json" },
+        { env = { SPEC_WEB2_TOKEN = "" } }), 1)
+      local doc = cjson.decode(r.out)
+      local s = {}
+      for _, x in ipairs(doc.servers) do s[x.label] = x end
+      assert.are.equal("invalid", s.web2.error.kind)
+      assert.matches("SPEC_WEB2_TOKEN", s.web2.error.message)
+      assert.are.equal(4, s.web1.accounts)
+      assert.matches("cptokens: invalid: web2: ", r.err)
+    end)
+
+    it("with --group, the environment's trust anchors are not used (each profile's are), with a warning", function()
+      local r = ok(run({ "fleet", "list", "--group", "web", "--format", "json" },
+        { env = { CPANEL_CAFILE = tmp .. "/none.pem" } }), 1) -- 1: carol
+      assert.matches("warning: CPANEL_CAFILE is not used with %-%-group", r.err)
+      assert.are.equal(2, #cjson.decode(r.out).servers)
+      assert.are.equal(0, #cjson.decode(r.out).failures - 2) -- carol at each server, nothing else
+    end)
+
+    it("fleet rotate: a failed revocation of an old token is exit 1, a line, and in the report", function()
+      local dir = tmp .. "/revfail"
+      os.execute("rm -rf " .. q(dir) .. " && mkdir -m 700 " .. q(dir))
+      ok(run { "fleet", "rotate", "deploy", "--store-dir", dir, "--profile", "web1" })
+      os.execute("sleep 1") -- a new second: a new name
+      srv:fault("status", { status = 500, func = "revoke" })
+      local r = ok(run { "fleet", "rotate", "deploy", "--store-dir", dir, "--profile", "web1", "--format", "json" }, 1)
+      assert.matches("cptokens: http: web1/alice: revoking deploy%-%d+ failed: ", r.err)
+      local doc = cjson.decode(r.out)
+      for _, a in ipairs(doc.accounts) do
+        if a.user == "alice" then
+          assert.are.equal("failed", a.status)
+          assert.are.equal(1, #a.rotated.errors)
+          assert.are.equal(500, a.rotated.errors[1].error.status)
+        end
+      end
+      -- the file holds the new token all the same
+      assert.are.equal(doc.accounts[1].rotated.created, select(2, store.load(dir .. "/web1.alice.token")).name)
+      srv:clear_faults()
+    end)
+
+    it("CSV: no formula, no ambiguous backslash, no control character", function()
+      local field = require("cptokens.cli.fleet")._csv_field
+      assert.are.equal("'-2+3", field("-2+3"))
+      assert.are.equal("'=HYPERLINK(1)", field("=HYPERLINK(1)"))
+      assert.are.equal("'@x", field("@x"))
+      assert.are.equal('"a,""b"""', field('a,"b"'))
+      assert.are.equal("back\\x5cx0aslash", field("back\\x0aslash"))
+      assert.are.equal("a\\x0ab\\x1b[31m", field("a\nb\27[31m"))
+      assert.are.equal("plain_name-1", field("plain_name-1"))
+    end)
+  end)
+
   describe("fleet prune", function()
     it("--dry-run names what would go and changes nothing; then prune revokes only that", function()
       seed()
@@ -431,9 +495,12 @@ describe("cptokens fleet and profiles (command line) #novalgrind", function()
       r = run({ "list", "--profile", "alice" }, { env = { CPANEL_CAFILE = tmp .. "/none.pem" } })
       assert.are_not.equal(0, r.code, r.err)
       assert.matches("none%.pem", r.err)
-      -- a credential from the environment is used, not the profile's, with a warning
-      r = ok(run({ "list", "--profile", "alice" }, { env = { CPANEL_PASSWORD = H.ALICE_PW } }))
-      assert.matches("warning: CPANEL_PASSWORD is used, not the credential of profile alice", r.err)
+      -- a credential is never mixed with a profile: a stale CPANEL_TOKEN would go to its server
+      srv:reset()
+      refused(run({ "list", "--profile", "alice" }, { env = { CPANEL_PASSWORD = H.ALICE_PW } }),
+        "CPANEL_PASSWORD and %-%-profile alice both give a credential: give one")
+      refused(run({ "whm", "list" }, { env = { CPANEL_PROFILE = "web1", WHM_TOKEN = H.RES_WHM } }),
+        "WHM_TOKEN and CPANEL_PROFILE=web1 both give a credential")
     end)
 
     it("a URL or account that would send the profile's credential elsewhere is refused, naming both", function()
@@ -449,15 +516,21 @@ describe("cptokens fleet and profiles (command line) #novalgrind", function()
       ok(run({ "list", "--profile", "alice" }, { env = { CPANEL_URL = srv.url } }))
     end)
 
-    it("a token file's own URL is not overridden by a profile's either", function()
+    it("a token file and a profile are not mixed; a profile of an account and a WHM user keeps both", function()
       local path = tmp .. "/alice.json"
       os.remove(path)
       ok(run { "create", "held", "--out", path, "--profile", "alice" })
       write_config { "[profile elsewhere]", "url = " .. srv.localhost_url, "user = alice",
-                     "password_file = alice.pw" }
+                     "password_file = alice.pw", "",
+                     "[profile alicew]", "url = " .. srv.whm_url, "user = alice", "whm_user = root",
+                     "token_file = root.token", "cafile = " .. srv.cafile }
       srv:reset()
       refused(run { "list", "--profile", "elsewhere", "--token-file", path },
-        "holds a token for .*, but profile elsewhere says")
+        "%-%-token%-file and %-%-profile elsewhere both give a credential: give one .* drop %-%-token%-file")
+      -- WHM acting for alice: CPANEL_USER cannot turn it to bob
+      refused(run({ "list", "--profile", "alicew" }, { env = { CPANEL_USER = "bob" } }),
+        "the account alice, but CPANEL_USER says bob")
+      ok(run { "list", "--profile", "alicew" })
     end)
 
     it("a broken configuration is a usage error naming the file and line", function()

@@ -35,6 +35,8 @@ end
 -- naming another is refused (the credential would go elsewhere), naming both.
 -- --------------------------------------------------------------------------
 
+local check_mode -- (below: the mode warning of a secret file)
+
 --- The configuration file: --config FILE, CPTOKENS_CONFIG, or the default path (usage errors).
 local function config(ctx, opts)
   local path = opts.config or envvar(ctx, "CPTOKENS_CONFIG")
@@ -56,6 +58,8 @@ local function profile(ctx, opts)
   end
   ctx.profile = { name = name, said = (opts.profile and "--profile " or "CPANEL_PROFILE=") .. name, kind = kind,
                   o = o, cpanel_url = cfg:cpanel_url(name) }
+  local file, key = cfg:credential_file(name)
+  if file then check_mode(ctx, "profile " .. name .. ": " .. key, file) end
   return ctx.profile
 end
 
@@ -95,13 +99,14 @@ local MAX_SECRET_FILE = 65536
 -- ssh does. A warning, not a refusal: the secret is already exposed, a deliberate 0640
 -- root:service file is a working set-up, and a refusal would stop the cron rotation that
 -- keeps the service's token alive (docs/cli.md, "Secret files").
-local function check_mode(ctx, opt, path)
+-- label: what names the file ("--token-file", "profile web1: token_file").
+function check_mode(ctx, label, path)
   local mode, kind = core.file_mode(path)
   if not mode or kind ~= "file" then return end -- a pipe, a device, /dev/stdin: not ours to judge
   local group, others = math_floor(mode / 32) % 2 == 1, math_floor(mode / 4) % 2 == 1
   if not (group or others) then return end
-  say(ctx, string_format("cptokens: warning: --%s %s can be read by %s (mode %04o): whoever can read"
-    .. " it holds the secret; chmod 600 it", opt, path,
+  say(ctx, string_format("cptokens: warning: %s %s can be read by %s (mode %04o): whoever can read"
+    .. " it holds the secret; chmod 600 it", label, path,
     group and others and "its group and others" or group and "its group" or "others", mode))
 end
 
@@ -158,7 +163,7 @@ local function read_secret(ctx, opt, path)
       usage("--%s: cannot read %s: %s", opt, one_line(path), one_line(ok and rerr or res))
     end
     data = res or ""
-    check_mode(ctx, opt, path)
+    check_mode(ctx, "--" .. opt, path)
   end
   if #data > MAX_SECRET_FILE then
     usage("--%s %s: too large to hold a secret", opt, path == "-" and "- (standard input)" or one_line(path))
@@ -238,8 +243,11 @@ local function credentials(ctx, opts, whm, prof)
   end
   local src = sources[1]
   if prof then
-    say(ctx, string_format("cptokens: warning: %s is used, not the credential of profile %s (flags and the"
-      .. " environment come before a profile)", src.label, prof.name))
+    -- A credential is never mixed with a profile's server: a stale CPANEL_TOKEN would go to
+    -- the profile's server (and account, trust settings), or the profile's cpanel_url.
+    usage("%s and %s both give a credential: give one (a profile's credential goes with its own"
+      .. " server and account; %s %s, or drop the profile)", src.label, prof.said,
+      src.label:sub(1, 2) == "--" and "drop" or "unset", src.label)
   end
   if whm and src.kind == "token" then
     usage("%s holds a cPanel user's token, which cannot manage WHM tokens; use WHM_TOKEN or"
@@ -323,7 +331,8 @@ local function connect(ctx, opts)
       and (" (profile " .. prof.name .. " is a WHM account's: --user names the account it acts for)") or "")
   end
   check_profile_value(cred, "the server", url, po.url, url_said, same_server)
-  if cred.kind ~= "whm_token" then check_profile_value(cred, "the account", user, po.user, user_said) end
+  -- (a WHM profile acts for the account --user names; any other profile is one account's)
+  if not is_whm_profile then check_profile_value(cred, "the account", user, po.user, user_said) end
   check_file_conn(ctx, file, url, url_said, user, user_said)
   local o = common_options(ctx, opts, po, file)
   o.url, o.user = url, user

@@ -21,8 +21,7 @@ local ipairs, tostring, tonumber, type, pcall, require = ipairs, tostring, tonum
 local string_format, table_concat = string.format, table.concat
 local math_max = math.max
 local unpack = table.unpack or unpack -- luacheck: ignore (Lua 5.1)
-local EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ALERT = common.EXIT.OK, common.EXIT.FAIL, common.EXIT.USAGE,
-  common.EXIT.ALERT
+local EXIT_OK, EXIT_FAIL, EXIT_ALERT = common.EXIT.OK, common.EXIT.FAIL, common.EXIT.ALERT
 local usage, exit_with, one_line, error_line, say = common.usage, common.exit_with, common.one_line,
   common.error_line, common.say
 local shown, out, out_json, iso, table_text = common.shown, common.out, common.out_json, common.iso,
@@ -34,8 +33,9 @@ local run = {}
 local FORMATS = { table = true, json = true, csv = true }
 -- With --group, each server's own settings come from its profile: these are refused.
 local PER_SERVER_FLAGS = { "url", "user", "whm-user", "token-file", "password-file", "whm-token-file", "otp-file" }
+-- (and the environment's: each server's own, trust anchors included, are its profile's)
 local PER_SERVER_ENV = { "CPANEL_URL", "CPANEL_USER", "WHM_USER", "CPANEL_TOKEN", "CPANEL_PASSWORD", "WHM_TOKEN",
-                         "CPANEL_OTP" }
+                         "CPANEL_OTP", "CPANEL_CAFILE", "CPANEL_CAPATH" }
 
 local function whole(opts, name)
   local v = opts[name]
@@ -99,20 +99,23 @@ local function servers(ctx, opts, cmd)
     end
   end
   local cfg = connect.config(ctx, opts)
-  local entries, err = cfg:servers(opts.group)
+  -- partial: a member whose credential cannot be read is a failed server, not a failed run
+  local entries, err = cfg:servers(opts.group, true)
   if not entries then usage("%s", (one_line(err.message))) end
   for _, e in ipairs(entries) do
-    for _, k in ipairs { "token", "password" } do
-      if e[k] then ctx.secrets[#ctx.secrets + 1] = e[k] end
-    end
-    ctx.users[#ctx.users + 1] = e.user
-    -- trust anchors and timeouts: flags, then the environment, then the profile
-    e.cafile = opts.cafile or connect.envvar(ctx, "CPANEL_CAFILE") or e.cafile
-    e.capath = opts.capath or connect.envvar(ctx, "CPANEL_CAPATH") or e.capath
-    e.timeout, e.connect_timeout = ctx.timeout or e.timeout, ctx.connect_timeout or e.connect_timeout
-    if opts.insecure then e.insecure = true end
-    if e.insecure then
-      say(ctx, "cptokens: warning: " .. e.label .. ": insecure: the server's certificate is not checked")
+    if not e.err then
+      for _, k in ipairs { "token", "password" } do
+        if e[k] then ctx.secrets[#ctx.secrets + 1] = e[k] end
+      end
+      ctx.users[#ctx.users + 1] = e.user
+      -- trust anchors and timeouts: the flags (for every server), then the profile
+      e.cafile, e.capath = opts.cafile or e.cafile, opts.capath or e.capath
+      e.timeout, e.connect_timeout = ctx.timeout or e.timeout, ctx.connect_timeout or e.connect_timeout
+      if opts.insecure then e.insecure = true end
+      if e.insecure then
+        say(ctx, "cptokens: warning: " .. e.label .. ": " .. (opts.insecure and "--insecure" or "insecure")
+          .. ": the server's certificate is not checked; whoever answers gets the credential")
+      end
     end
   end
   return entries
@@ -156,7 +159,7 @@ end
 local function status(a)
   if a.not_sent then return "not_sent" end
   if a.skipped then return "skipped" end
-  if a.err or a.errors then return "failed" end
+  if a.err or a.errors or (a.rotated and a.rotated.errors and #a.rotated.errors > 0) then return "failed" end
   if a.ok then return "ok" end
   return "not_sent"
 end
@@ -165,15 +168,23 @@ local function detail(a)
   if a.not_sent then return a.not_sent end
   if a.skipped then return a.skipped end
   if a.err then return err_text(a.err) end
-  if a.errors then
-    local parts = {}
-    for i, e in ipairs(a.errors) do parts[i] = "revoke " .. tostring(e.name) .. ": " .. err_text(e.err) end
-    return table_concat(parts, "; ")
+  local parts = {}
+  for _, e in ipairs(a.errors or (a.rotated and a.rotated.errors) or {}) do
+    parts[#parts + 1] = "revoke " .. tostring(e.name) .. ": " .. err_text(e.err)
   end
-  return ""
+  for _, n in ipairs(a.rotated and a.rotated.foreign or {}) do
+    parts[#parts + 1] = "left alone: " .. tostring(type(n) == "table" and n.name or n) .. " (not held by the file)"
+  end
+  return table_concat(parts, "; ")
 end
 
 local function list_or_empty(t) return type(t) == "table" and t or {} end
+local function names(t) return common.names_of(list_or_empty(t)) end
+local function errors_obj(list)
+  local out_ = {}
+  for i, e in ipairs(list_or_empty(list)) do out_[i] = obj("name", e.name, "error", err_obj(e.err)) end
+  return out_
+end
 
 local function token_obj(t)
   return obj("server", t.server, "account", t.account, "kind", t.kind, "name", t.name,
@@ -198,9 +209,10 @@ local function account_obj(a, path_of)
   return obj("server", a.server, "user", a.user, "owner", a.owner, "domain", a.domain,
     "suspended", a.suspended == true, "status", status(a), "detail", detail(a), "error", err_obj(a.err),
     "tokens", c.tokens, "never", c.never, "expired", c.expired, "expiring", c.expiring, "fine", c.fine,
-    "revoked", a.revoked, "would_revoke", a.would_revoke,
+    "revoked", a.revoked, "would_revoke", a.would_revoke, "errors", a.errors and errors_obj(a.errors) or nil,
     "rotated", rot and obj("created", rot.created, "expires_at", rot.expires_at, "file", path_of(a),
-      "revoked", list_or_empty(rot.revoked), "kept", list_or_empty(rot.kept)) or nil)
+      "revoked", names(rot.revoked), "kept", names(rot.kept), "orphans", names(rot.orphans),
+      "foreign", names(rot.foreign), "errors", errors_obj(rot.errors)) or nil)
 end
 
 local function json_doc(ctx, report, path_of)
@@ -233,12 +245,12 @@ end
 -- CSV: RFC 4180 quoting (a field with , or " is quoted, " doubled), lines ending in LF (what awk,
 -- cut and sort expect); a control character in a field is shown as \xNN (nothing from a server
 -- can act on a terminal or split a line), and a field a spreadsheet would run as a formula
--- (= + @) gets a leading '.
+-- (= + - @) gets a leading '; a backslash is \x5c.
 local CSV_COLUMNS = { "server", "account", "suspended", "status", "kind", "name", "created", "expires",
                       "state", "risks", "action", "detail" }
 local function csv_field(v)
-  v = common.terminal_text(tostring(v == nil and "" or v))
-  if v:match("^[=+@]") then v = "'" .. v end
+  v = common.terminal_text((tostring(v == nil and "" or v):gsub("\\", "\\x5c")))
+  if v:match("^[=+%-@]") then v = "'" .. v end
   if v:find('[,"]') then v = '"' .. v:gsub('"', '""') .. '"' end
   return v
 end
@@ -286,7 +298,7 @@ local function csv_text(report, path_of)
     if a.rotated then
       lines[#lines + 1] = csv_line { server = a.server, account = a.user, suspended = a.suspended and "yes" or "no",
         status = status(a), kind = "cpanel", name = a.rotated.created, expires = iso(a.rotated.expires_at),
-        action = "rotated", detail = path_of(a) }
+        action = "rotated", detail = path_of(a) .. (detail(a) ~= "" and ("; " .. detail(a)) or "") }
     elseif #toks == 0 or status(a) ~= "ok" then
       lines[#lines + 1] = csv_line { server = a.server, account = a.user, suspended = a.suspended and "yes" or "no",
         status = status(a), detail = detail(a) }
@@ -369,13 +381,18 @@ end
 
 -- One line on stderr per failure: servers that could not be enumerated, accounts that failed;
 -- accounts not reached are counted per server and reason.
-local function say_failures(ctx, report)
+local function say_failures(ctx, report, path_of)
   for _, f in ipairs(report.failures) do
     say(ctx, error_line(f.err, f.server .. (f.account and ("/" .. f.account) or "") .. ": "))
   end
   for _, a in ipairs(report.accounts) do
-    for _, e in ipairs(a.errors or {}) do
-      say(ctx, error_line(e.err, a.server .. "/" .. a.user .. ": revoke " .. shown(e.name) .. ": "))
+    for _, e in ipairs(a.errors or (a.rotated and a.rotated.errors) or {}) do
+      say(ctx, error_line(e.err, a.server .. "/" .. a.user .. ": revoking " .. shown(e.name) .. " failed: "))
+    end
+    for _, n in ipairs(a.rotated and names(a.rotated.foreign) or {}) do
+      say(ctx, "cptokens: warning: " .. a.server .. "/" .. a.user .. ": " .. shown(n) .. " has the prefix but "
+        .. path_of(a) .. " does not hold it; left alone (give each token file its own prefix, or revoke it"
+        .. " by hand if nobody holds it)")
     end
   end
   local groups, order = {}, {}
@@ -396,9 +413,9 @@ end
 
 local function failed(report)
   local s = report.summary
-  if s.servers_failed > 0 or s.failed > 0 or s.not_sent > 0 then return true end
+  if s.servers_failed > 0 or s.failed > 0 or s.not_sent > 0 or #report.failures > 0 then return true end
   for _, a in ipairs(report.accounts) do
-    if a.errors then return true end
+    if a.errors or (a.rotated and #list_or_empty(a.rotated.errors) > 0) then return true end
   end
   return false
 end
@@ -419,19 +436,28 @@ local function fleet_run(ctx, cmd, method, mopts)
   ok, report = pcall(f[method], f, mopts)
   clear()
   f:close()
-  if not ok then exit_with(EXIT_USAGE, "cptokens: " .. one_line(tostring(report)):gsub("^cptokens[.:]%s*", "")) end
+  -- (a raise from the run: requests may have been sent, so not a usage error)
+  if not ok then exit_with(EXIT_FAIL, "cptokens: " .. (one_line(tostring(report)):gsub("^cptokens[.:]%s*", ""))) end
   local dir = opts["store-dir"]
   local function path_of(a)
     return dir and require("cptokens.fleet_rotate").store_path(dir, a.server, a.user) or nil
   end
+  -- the new tokens are in their files only (the report holds no secret): the scrubber gets them
+  -- before anything is printed, so that a server's message echoing one is scrubbed too
+  for _, a in ipairs(report.accounts) do
+    if a.rotated then
+      local o = require("cptokens.store").load(path_of(a))
+      if o and o.token then ctx.secrets[#ctx.secrets + 1] = o.token end
+    end
+  end
   if ctx.format == "json" then
     out_json(ctx, json_doc(ctx, report, path_of))
   elseif ctx.format == "csv" then
-    if not opts.quiet then common.write_out(ctx, ctx.scrub(csv_text(report, path_of))) end
+    common.write_out(ctx, ctx.scrub(csv_text(report, path_of))) -- (as --json: also with --quiet)
   else
     table_report(ctx, report, path_of)
   end
-  say_failures(ctx, report)
+  say_failures(ctx, report, path_of)
   return report
 end
 

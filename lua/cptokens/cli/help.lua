@@ -14,7 +14,7 @@ Connection (flags, or the environment):
                         credential, trust anchors and timeouts. Flags, then the environment,
                         then the profile, then a token file's own URL and user; a flag or
                         variable sending the profile's credential to another server or
-                        account is refused.
+                        account is refused, and so is a credential given beside a profile.
 
 Credentials (exactly one; never as a command-line value, which every user sees in ps):
   CPANEL_TOKEN=...      or --token-file FILE        an API token
