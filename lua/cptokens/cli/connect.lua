@@ -202,7 +202,8 @@ end
 
 -- The credential: exactly one source, from the environment or a file. whm: for the whm
 -- commands (a WHM token or the WHM account's password; `whm details` reads --token-file itself).
-local function credentials(ctx, opts, whm, prof)
+-- At most one of the secret files is standard input ("-").
+local function one_stdin(opts)
   local stdin_user
   for _, o in ipairs { "token-file", "password-file", "whm-token-file", "otp-file" } do
     if opts[o] == "-" then
@@ -210,6 +211,10 @@ local function credentials(ctx, opts, whm, prof)
       stdin_user = o
     end
   end
+end
+
+local function credentials(ctx, opts, whm, prof)
+  one_stdin(opts)
   local sources = {}
   local function add(kind, label, value, file_opt)
     sources[#sources + 1] = { kind = kind, label = label, value = value, file_opt = file_opt }
