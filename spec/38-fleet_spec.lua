@@ -213,6 +213,35 @@ describe("cptokens.fleet", function()
     assert(ok, err)
   end)
 
+  it("rotate's on_token gets each new token once it is stored; an error it raises ends the run", function()
+    local dir = util.tmpdir("fleet")
+    local ok, err = pcall(function()
+      local f = fleet.new { entry("one", "root", { cpanel_url = srv.url }) }
+      local seen = {}
+      local r = f:rotate { prefix = "deploy", store_dir = dir, expires_in = "30d",
+                           on_token = function(token, label, user, path)
+                             -- stored before the call: the file holds this very token
+                             assert.equal(token, assert(cptokens.store.load(path)).token)
+                             seen[#seen + 1] = label .. "/" .. user .. "=" .. token
+                           end }
+      assert.equal(3, r.summary.rotated)
+      table.sort(seen)
+      local want = {}
+      for _, u in ipairs { "alice", "bob", "dave" } do want[#want + 1] = "one/" .. u .. "=" .. srv:tokens(u)[1].token end
+      assert.same(want, seen)
+      H.assert_no_secret(r, { srv:tokens("alice")[1].token })
+      local calls = 0
+      local raised, e = pcall(f.rotate, f, { prefix = "deploy", store_dir = dir, expires_in = "30d",
+                                             on_token = function() calls = calls + 1; error("caller's bug") end })
+      assert.is_false(raised)
+      assert.matches("caller's bug", tostring(e))
+      assert.equal(1, calls) -- the first rotation's token is in its file; no further rotation started
+      f:close()
+    end)
+    util.rmdir(dir)
+    assert(ok, err)
+  end)
+
   it("stop from the progress callback: nothing more is sent, the rest reported not sent; an err entry fails alone", function()
     srv:seed_accounts(20)
     local f
@@ -277,6 +306,8 @@ describe("cptokens.fleet", function()
         "cptokens.fleet: unknown option 'bogus'")
       assert.has_error(function() fleet.new({ entry("a") }):rotate { prefix = "x" } end,
         "cptokens.fleet: rotate: store_dir (the directory of the token files) is required")
+      assert.has_error(function() fleet.new({ entry("a") }):rotate { prefix = "x", store_dir = "/tmp", on_token = 1 } end,
+        "cptokens.fleet: rotate: on_token must be a function")
     end)
   end)
 end)

@@ -379,9 +379,11 @@ function Fleet:prune(opts)
   return run(self, "prune", o, 0, false, list_chunk)
 end
 
---- f:rotate{ prefix, store_dir, expires_in | expires_at, keep, verify, lock_timeout, now }
+--- f:rotate{ prefix, store_dir, expires_in | expires_at, keep, verify, lock_timeout, now, on_token }
 -- -> report: client:rotate for each account (not suspended ones), one after another, into
--- <store_dir>/<label>.<user>.token (cptokens.fleet_rotate).
+-- <store_dir>/<label>.<user>.token (cptokens.fleet_rotate). The report holds no secret;
+-- on_token(token, label, user, path), if given, is called with each new token once it is
+-- stored (an error it raises ends the run, as one of progress does).
 function Fleet:rotate(opts)
   check(self, "rotate")
   local fr = require "cptokens.fleet_rotate"

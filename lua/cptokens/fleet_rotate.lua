@@ -12,7 +12,7 @@ local ipairs, pairs, tostring, type = ipairs, pairs, tostring, type
 local M = {}
 
 local OPTIONS = { prefix = true, store_dir = true, expires_in = true, expires_at = true, keep = true,
-                  verify = true, lock_timeout = true, now = true }
+                  verify = true, lock_timeout = true, now = true, on_token = true }
 local PASSED = { "prefix", "expires_in", "expires_at", "keep", "verify", "lock_timeout" }
 
 --- The token file of an account: labels never hold "/", user names never hold ".".
@@ -27,6 +27,9 @@ function M.check(opts, misuse)
   if type(opts.prefix) ~= "string" then misuse("rotate: prefix (a string) is required", 4) end
   if type(opts.store_dir) ~= "string" or opts.store_dir == "" then
     misuse("rotate: store_dir (the directory of the token files) is required", 4)
+  end
+  if opts.on_token ~= nil and type(opts.on_token) ~= "function" then
+    misuse("rotate: on_token must be a function", 4)
   end
   return opts
 end
@@ -45,7 +48,11 @@ local function rotate_one(report, it, opts, stop)
   local tok, rep = c:rotate(ropts)
   c:close()
   if tok then
+    -- the secret's one way out besides its file (the report never holds it): a caller that
+    -- prints server messages learns it here, so that it can scrub them
+    local secret = tok.token
     tok.token = nil
+    if opts.on_token then opts.on_token(secret, it.s.label, it.rec.user, ropts.store) end
     R.reached(report, it.rec)
     it.rec.rotated = summary_of(tok, rep)
     R.count(report, "rotated", 1)

@@ -442,14 +442,6 @@ local function fleet_run(ctx, cmd, method, mopts)
   local function path_of(a)
     return dir and require("cptokens.fleet_rotate").store_path(dir, a.server, a.user) or nil
   end
-  -- the new tokens are in their files only (the report holds no secret): the scrubber gets them
-  -- before anything is printed, so that a server's message echoing one is scrubbed too
-  for _, a in ipairs(report.accounts) do
-    if a.rotated then
-      local o = require("cptokens.store").load(path_of(a))
-      if o and o.token then ctx.secrets[#ctx.secrets + 1] = o.token end
-    end
-  end
   if ctx.format == "json" then
     out_json(ctx, json_doc(ctx, report, path_of))
   elseif ctx.format == "csv" then
@@ -484,6 +476,9 @@ function run.rotate(ctx, _, pos, cmd)
   local opts = ctx.opts
   local ropts = { prefix = pos[1], store_dir = opts["store-dir"], expires_in = opts["expires-in"],
                   expires_at = ctx.expires_at, keep = ctx.keep }
+  -- each new token joins the scrubber as soon as it is stored (the report holds none), so
+  -- that a server's message echoing it is scrubbed, even when the run ends in an error
+  function ropts.on_token(token) ctx.secrets[#ctx.secrets + 1] = token end
   local report = fleet_run(ctx, cmd, "rotate", ropts)
   return failed(report) and EXIT_FAIL or EXIT_OK
 end
