@@ -435,10 +435,21 @@ local function processes(T)
   end
   local tf = srv.dir .. "/token.txt"
   util.write_private(tf, DUMMY_TOKEN .. "\n")
-  local cpt = LUA .. " bin/cptokens list --url " .. shell_quote(srv.url) .. " --user bench --token-file "
-    .. shell_quote(tf) .. " "
+  -- The tool as users run it: `make install` into a scratch PREFIX (its launcher, with the
+  -- Lua's absolute path in its #! line; the modules as make installs them: bytecode for
+  -- 5.2-5.4). The source tree's `lua bin/cptokens` is measured beside it.
+  local inst = srv.dir .. "/inst"
+  local ver = build:match("build/(.+)$") or "5.4"
+  run("make -s install PREFIX=" .. shell_quote(inst) .. " LUA_VERSION=" .. shell_quote(ver) .. " BUILD="
+    .. shell_quote(build) .. " >/dev/null")
+  local launcher = inst .. "/bin/cptokens-" .. ver
+  local luadir = inst .. "/share/lua/" .. (ver == "luajit" and "5.1" or ver)
+  R.precompiled = (read_file(luadir .. "/cptokens/cli.lua") or ""):sub(1, 1) == "\27"
+  local largs = "list --url " .. shell_quote(srv.url) .. " --user bench --token-file " .. shell_quote(tf) .. " "
+  local cpt = shell_quote(launcher) .. " " .. largs
   local curl = "curl -sS --fail -o /dev/null -H @" .. shell_quote(hf) .. " "
   local target = " " .. shell_quote(srv.url .. "/execute/Tokens/list")
+  local installed = "package.path = '" .. luadir .. "/?.lua;' .. package.path; "
   R.cmds = {
     { key = "cpt_sys", cmd = cpt .. "--capath " .. shell_quote(T.dir) },
     { key = "curl_sys", cmd = curl .. "--cacert " .. shell_quote(T.bundle) .. target },
@@ -446,25 +457,14 @@ local function processes(T)
     { key = "curl_one", cmd = curl .. "--cacert " .. shell_quote(T.one) .. target },
     { key = "cpt_bundle", cmd = cpt .. "--cafile " .. shell_quote(T.bundle) },
     { key = "curl_dir", cmd = curl .. "--capath " .. shell_quote(T.dir) .. target },
+    { key = "cpt_one_src", cmd = LUA .. " bin/cptokens " .. largs .. "--cafile " .. shell_quote(T.one) },
     -- where one process's time goes
     { key = "lua_start", cmd = LUA .. " -e ''" },
     { key = "core_load", cmd = LUA .. " -e 'require[[cptokens.core]]'" },
-    { key = "cli_load", cmd = LUA .. " -e 'require[[cptokens.cli]]'" },
+    { key = "cli_load", cmd = LUA .. " -e " .. shell_quote(installed .. "require[[cptokens.cli]]") },
+    { key = "cli_load_src", cmd = LUA .. " -e 'require[[cptokens.cli]]'" },
     { key = "curl_version", cmd = "curl --version" },
   }
-  -- The same CLI run from Lua bytecode compiled ahead (luac, debug information kept): what
-  -- compiling the Lua sources costs each process.
-  local luac = "luac" .. (LUA:match("lua(%d%.%d)$") or "")
-  if LUA:match("lua%d%.%d$") and trim(run("command -v " .. luac .. " || true")) ~= "" then
-    local bc = srv.dir .. "/bytecode"
-    for f in run("cd lua && find cptokens -name '*.lua'"):gmatch("[^\n]+") do
-      run("mkdir -p " .. shell_quote(bc .. "/" .. f:match("^(.*)/")))
-      run(luac .. " -o " .. shell_quote(bc .. "/" .. f) .. " " .. shell_quote("lua/" .. f))
-    end
-    R.cmds[#R.cmds + 1] = { key = "cpt_one_bc", cmd = LUA .. " -e " .. shell_quote("package.path = '" .. bc
-      .. "/?.lua;" .. bc .. "/?/init.lua;' .. package.path") .. " " .. cpt:gsub("^%S+ ", "") .. "--cafile "
-      .. shell_quote(T.one) }
-  end
   -- The curl tool reads CURL_CA_BUNDLE, SSL_CERT_FILE and SSL_CERT_DIR (libcurl and
   -- cptokens do not): unset, so that both see only what their command line names.
   local env = "env -u CURL_CA_BUNDLE -u SSL_CERT_FILE -u SSL_CERT_DIR -u LUA_INIT -u LUA_INIT_5_4 LUA_PATH="
@@ -647,27 +647,28 @@ local function trust_sections(add, T, TR, P, rows)
       cpt_bundle = "`cptokens list --cafile` system-sized bundle (for comparison)",
       curl_dir = "`curl --capath` system-sized directory (for comparison: curl still loads its built-in bundle)",
     }
+    label.cpt_one_src = "`" .. LUA .. " bin/cptokens list --cafile` one certificate, from the source tree"
+      .. " (for comparison)"
     label.lua_start = "`" .. LUA .. " -e ''`: the interpreter alone"
     label.core_load = "`" .. LUA .. " -e 'require[[cptokens.core]]'`: + libcurl, OpenSSL, the C module"
-    label.cli_load = "`" .. LUA .. " -e 'require[[cptokens.cli]]'`: + compiling the CLI and the library's Lua"
+    label.cli_load = "`" .. LUA .. " -e 'require[[cptokens.cli]]'`, the installed modules: + loading the CLI's"
+      .. (P.precompiled and " bytecode" or " source")
+    label.cli_load_src = "`" .. LUA .. " -e 'require[[cptokens.cli]]'`, the source tree's: + compiling the CLI's source"
     label.curl_version = "`curl --version`: curl with libcurl loaded, nothing sent"
-    label.cpt_one_bc = "`cptokens list --cafile` one certificate, the Lua precompiled (luac)"
     for _, c in ipairs(P.cmds) do add("| %s | %s | %s |", label[c.key], dur(P.m[c.key]), spread(P.spread[c.key])) end
     add("")
     local m = P.m
-    local text = ("Where `cptokens list` (one certificate, %s) spends its time beside `curl` (%s): the Lua"
+    local text = ("`cptokens` is the tool as `make install` puts it in place (into a scratch PREFIX), its modules"
+      .. " %s. Where `cptokens list` (one certificate, %s) spends its time beside `curl` (%s): the Lua"
       .. " interpreter starts in %s; loading libcurl with its libraries and the C module takes %s more (curl"
-      .. " starts with the same libcurl in %s); compiling the command-line tool's and the library's Lua takes %s"
-      .. " more; the request itself (connection, TLS handshake with the one-certificate store, reply) is then %s,"
-      .. " against curl's %s. Of the %s that cptokens takes more than curl, %s is the interpreter's start and"
-      .. " the compiling of Lua source, which every process pays."):format(dur(m.cpt_one), dur(m.curl_one),
-      dur(m.lua_start), dur(m.core_load - m.lua_start), dur(m.curl_version), dur(m.cli_load - m.core_load),
-      dur(m.cpt_one - m.cli_load), dur(m.curl_one - m.curl_version), dur(m.cpt_one - m.curl_one),
-      dur(m.lua_start + m.cli_load - m.core_load))
-    if m.cpt_one_bc then
-      text = text .. (" Run from bytecode compiled ahead of time (`luac`, debug information kept), the same"
-        .. " `cptokens list` takes %s: %.2f× curl."):format(dur(m.cpt_one_bc), m.cpt_one_bc / m.curl_one)
-    end
+      .. " starts with the same libcurl in %s); loading the command-line tool's Lua takes %s more (%s when"
+      .. " compiled from source, as from the source tree); the request itself (connection, TLS handshake with the"
+      .. " one-certificate store, reply, and the rest of the tool's modules) is then %s, against curl's %s. From"
+      .. " the source tree, compiling every module on each start, the same command takes %s: %.2f× curl.")
+      :format(P.precompiled and "precompiled (bytecode, scripts/precompile.lua)" or "as source",
+      dur(m.cpt_one), dur(m.curl_one), dur(m.lua_start), dur(m.core_load - m.lua_start), dur(m.curl_version),
+      dur(m.cli_load - m.core_load), dur(m.cli_load_src - m.core_load), dur(m.cpt_one - m.cli_load),
+      dur(m.curl_one - m.curl_version), dur(m.cpt_one_src), m.cpt_one_src / m.curl_one)
     add("%s", text)
     add("")
   end

@@ -117,6 +117,48 @@ describe("install #novalgrind", function()
     assert.are.same({}, files_under(prefix))
   end)
 
+  it("make install puts 5.4 bytecode named by its installed paths; PRECOMPILE=no and LuaJIT install the sources", function()
+    make("install PREFIX=" .. q(prefix))
+    local luadir = prefix .. "/share/lua/5.4"
+    local installed = files_under(luadir .. "/cptokens")
+    assert.truthy(#installed > 20, #installed .. " modules installed")
+    for _, f in ipairs(installed) do
+      assert.are.equal("\27Lua", util.read_file(f):sub(1, 4), f .. " is bytecode")
+      assert.are.equal("644", util.capture("stat -c %a " .. q(f)):match("%d+"), f)
+      assert.truthy(f:find("%.lua$"), f .. ": no temporary file is left")
+    end
+    -- What an installed module says of itself names its installed file and lines, as from source.
+    local env = user_env("lua5.4")
+    env.LUA_PATH = luadir .. "/?.lua;" .. luadir .. "/?/init.lua"
+    env.LUA_CPATH = env.LUA_CPATH .. ";" .. prefix .. "/lib/lua/5.4/?.so"
+    local code, out, err = run_env([[lua5.4 -e 'local c = require "cptokens"
+      local i = debug.getinfo(c.new, "S") io.write(i.source, ":", i.linedefined)']], env, nil, tmp)
+    assert.are.equal(0, code, err)
+    local line = out:match("^@" .. luadir:gsub("%p", "%%%0") .. "/cptokens/init%.lua:(%d+)$")
+    assert.truthy(line, out)
+    local n = 0
+    for l in assert(util.read_file("lua/cptokens/init.lua")):gmatch("([^\n]*)\n") do
+      n = n + 1
+      if l:find("^function _M%.new%(") then break end
+    end
+    assert.are.equal(tostring(n), line, "the line of the source's function _M.new(")
+    make("uninstall PREFIX=" .. q(prefix))
+
+    make("install PRECOMPILE=no PREFIX=" .. q(prefix))
+    for _, f in ipairs(files_under(luadir .. "/cptokens")) do
+      local src = "lua/" .. f:sub(#luadir + 2)
+      assert.are.equal(util.read_file(src), util.read_file(f), f .. " is " .. src)
+    end
+    make("uninstall PREFIX=" .. q(prefix))
+    if have("luajit") then
+      make("install PREFIX=" .. q(prefix) .. " LUA_VERSION=luajit")
+      local f = prefix .. "/share/lua/5.1/cptokens/cli.lua"
+      assert.are.equal(util.read_file("lua/cptokens/cli.lua"), util.read_file(f), "LuaJIT's modules stay source")
+      make("uninstall PREFIX=" .. q(prefix) .. " LUA_VERSION=luajit")
+    end
+    assert.are.same({}, files_under(prefix))
+  end)
+
   it("the manual page renders without warnings and is installed", function()
     make("install PREFIX=" .. q(prefix))
     local code, out, err = run_env("man --warnings -l " .. q(prefix .. "/share/man/man1/cptokens.1") .. " | col -bx",
