@@ -28,15 +28,20 @@ WARN        := -Wall -Wextra -Wshadow -Wmissing-prototypes -Werror=implicit-func
 ALL_CFLAGS  := $(CFLAGS) $(WARN) -std=c99 -D_DEFAULT_SOURCE -fPIC -fvisibility=hidden \
                -pthread -I$(LUA_INCDIR) $(CURL_CFLAGS) $(SSL_CFLAGS)
 
-# core.so is never unloaded (DF_1_NODELETE): closing a Lua state would otherwise dlclose it and,
-# with it, libcurl and OpenSSL, while a resolver thread that CURLOPT_QUICK_EXIT detached may
-# still be running in them; it also spares a process ~0.2 ms of unmapping at exit.
+# core.so and core_impl.so are never unloaded (DF_1_NODELETE): closing a Lua state would otherwise
+# dlclose them and, with them, libcurl and OpenSSL, while a resolver thread that CURLOPT_QUICK_EXIT
+# detached may still be running in them; it also spares a process ~0.2 ms of unmapping at exit.
 SO_LDFLAGS  ?= -Wl,-z,nodelete
+# dlopen and dladdr, for the loader (in libc itself since glibc 2.34; -ldl is then empty).
+DL_LIBS     ?= -ldl
 
 BUILD ?= build/$(LUA_VERSION)
 SRC  := $(wildcard csrc/*.c)
 OBJ  := $(SRC:csrc/%.c=$(BUILD)/%.o)
+# cptokens/core.so is the loader (csrc/loader/core.c): it loads the module, core_impl.so (csrc/*.c,
+# libcurl, OpenSSL), RTLD_LAZY, where Lua would load it RTLD_NOW (why: the loader's comment).
 SO   := $(BUILD)/cptokens/core.so
+IMPL := $(BUILD)/cptokens/core_impl.so
 LUAFILES := $(wildcard lua/cptokens/*.lua)
 CLIFILES := $(wildcard lua/cptokens/cli/*.lua)
 
@@ -53,15 +58,20 @@ completions:
 	@mkdir -p completions
 	LUA_PATH='lua/?.lua;;' $(LUA) -e 'require("cptokens.cli.parser").write_completions("completions")'
 
-all: $(SO)
+all: $(SO) $(IMPL)
 
 $(BUILD)/%.o: csrc/%.c csrc/cptokens.h csrc/compat.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(SO): $(OBJ)
+$(IMPL): $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) $(CFLAGS) -pthread $(SO_LDFLAGS) -o $@ $(OBJ) $(CURL_LIBS) $(SSL_LIBS)
+
+$(SO): csrc/loader/core.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -std=c99 -fPIC -fvisibility=hidden -I$(LUA_INCDIR) $(LIBFLAG) $(SO_LDFLAGS) \
+	  -o $@ $< $(DL_LIBS)
 
 deps:
 	@sh scripts/deps.sh
@@ -218,6 +228,7 @@ COMPLETIONS := $(PREFIX)/share/bash-completion/completions/cptokens \
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR)/cptokens $(DESTDIR)$(LUADIR)/cptokens/cli
+	install -m 0755 $(IMPL) $(DESTDIR)$(LIBDIR)/cptokens/core_impl.so
 	install -m 0755 $(SO) $(DESTDIR)$(LIBDIR)/cptokens/core.so
 ifeq ($(PRECOMPILE),yes)
 	$(LUA) scripts/precompile.lua $(DESTDIR)$(LUADIR) $(LUADIR) $(LUAFILES) $(CLIFILES)
@@ -252,7 +263,7 @@ endif
 # Removes what `make install` put in place for this LUA_VERSION (the units and bin/cptokens too
 # when it is this Lua's launcher); directories are removed only when left empty.
 uninstall:
-	rm -f $(DESTDIR)$(LIBDIR)/cptokens/core.so $(addprefix $(DESTDIR),$(INSTALLED_LUA))
+	rm -f $(DESTDIR)$(LIBDIR)/cptokens/core.so $(DESTDIR)$(LIBDIR)/cptokens/core_impl.so $(addprefix $(DESTDIR),$(INSTALLED_LUA))
 	if [ -f $(DESTDIR)$(BINDIR)/cptokens ] && \
 	   cmp -s $(DESTDIR)$(BINDIR)/cptokens $(DESTDIR)$(BINDIR)/cptokens-$(LUA_VERSION); then \
 	  rm -f $(DESTDIR)$(BINDIR)/cptokens $(DESTDIR)$(MANDIR)/man1/cptokens.1 \

@@ -1,5 +1,5 @@
 /*
- * core.c: luaopen_cptokens_core, which opens each area of the module in turn
+ * core.c: luaopen_cptokens_core_impl, which opens each area of the module in turn
  * (each C file has one cpt_<area>_open(L) that adds its fields to the table
  * on top of the stack), and gives the Lua layer the constants it would otherwise
  * copy: _VERSION, NAME_MAX, EXPIRES_MAX and EXPIRES_MAX_TEXT (the exact decimal,
@@ -22,7 +22,7 @@ static void push_constants(lua_State *L) {
   lua_setfield(L, -2, "EXPIRES_MAX_TEXT");
 }
 
-int luaopen_cptokens_core(lua_State *L) {
+int luaopen_cptokens_core_impl(lua_State *L) {
   lua_newtable(L);
   push_constants(L);
   cpt_error_open(L);

@@ -2,7 +2,8 @@
  * cptokens.h: what the C files of cptokens.core share.
  *
  * Everything here is internal: the only exported symbol of the module is
- * luaopen_cptokens_core.
+ * luaopen_cptokens_core_impl (cptokens/core_impl.so, which the loader cptokens/core.so opens:
+ * csrc/loader/core.c).
  */
 #ifndef CPT_CPTOKENS_H
 #define CPT_CPTOKENS_H
@@ -387,11 +388,12 @@ CPT_HIDDEN cpt_client_t *cpt_client_check(lua_State *L, int idx);
 /* Pushes what an operation returns for a finished transfer. */
 CPT_HIDDEN int cpt_client_result(lua_State *L, const cpt_request_t *rq, const cpt_xfer_t *x);
 
-/* The module's one exported symbol. */
+/* The module's one exported symbol: cptokens/core_impl.so's, which cptokens/core.so
+ * (csrc/loader/core.c) loads and calls for require "cptokens.core". */
 #if defined(__GNUC__)
 __attribute__((visibility("default")))
 #endif
-int luaopen_cptokens_core(lua_State *L);
+int luaopen_cptokens_core_impl(lua_State *L);
 
 /* ---- Lua areas -------------------------------------------------------------- */
 

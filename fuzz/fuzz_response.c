@@ -8,7 +8,7 @@
  *           bit 5 an expiry on create
  *   byte 1: the HTTP status (one of STATUSES)
  * The decoder runs inside lua_pcall with the real private cjson.safe instance
- * (luaopen_cptokens_core), exactly as client:list() and friends call it.
+ * (luaopen_cptokens_core_impl), exactly as client:list() and friends call it.
  * Beyond "no crash, no leak, no undefined behaviour" it checks the contract:
  * the decoder never raises (but for memory errors), a failure is nil plus an
  * error {kind, message} with a known kind and a one-line message, and a
@@ -126,7 +126,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   lua_pushliteral(L, "/usr/lib/x86_64-linux-gnu/lua/5.4/?.so;/usr/local/lib/lua/5.4/?.so");
   lua_setfield(L, -2, "cpath");
   lua_pop(L, 1);
-  lua_pushcfunction(L, luaopen_cptokens_core);
+  lua_pushcfunction(L, luaopen_cptokens_core_impl);
   if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
     fprintf(stderr, "fuzz_response: cannot open cptokens.core: %s\n", lua_tostring(L, -1));
     exit(1);

@@ -33,8 +33,10 @@ for f in lua/cptokens/*.lua lua/cptokens/cli/*.lua; do
   test -f "$tree/share/lua/$LUA_VERSION/${f#lua/}" ||
     { echo "check-rockspec: $f was not installed" >&2; exit 1; }
 done
-test -f "$tree/lib/lua/$LUA_VERSION/cptokens/core.so" ||
-  { echo "check-rockspec: core.so was not installed" >&2; exit 1; }
+for f in core.so core_impl.so; do
+  test -f "$tree/lib/lua/$LUA_VERSION/cptokens/$f" ||
+    { echo "check-rockspec: $f was not installed" >&2; exit 1; }
+done
 # Only the scratch tree (and the system's lua-cjson) on the paths: not the work tree.
 "$LUA" -e "
   package.path = '$tree/share/lua/$LUA_VERSION/?.lua;$tree/share/lua/$LUA_VERSION/?/init.lua;' .. package.path

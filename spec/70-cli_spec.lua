@@ -154,6 +154,7 @@ describe("cptokens command-line tool", function()
       assert.is_true(execute("test -x " .. shell_quote(bin)))
       assert.is_truthy(read_file(prefix .. "/share/lua/" .. LUA_ABI .. "/cptokens/cli.lua"))
       assert.is_truthy(read_file(prefix .. "/lib/lua/" .. LUA_ABI .. "/cptokens/core.so"))
+      assert.is_truthy(read_file(prefix .. "/lib/lua/" .. LUA_ABI .. "/cptokens/core_impl.so"))
       for _, f in ipairs { "args", "parser", "common", "json", "connect", "tokens", "rotate", "help" } do
         assert.is_truthy(read_file(prefix .. "/share/lua/" .. LUA_ABI .. "/cptokens/cli/" .. f .. ".lua"), f)
       end
