@@ -44,9 +44,10 @@ local C = {
   rss_n1 = 1000, rss_n2 = QUICK and 20000 or 100000,  -- 4
   memcheck_n = QUICK and 200 or 1000,
   cg_n1 = QUICK and 200 or 1000, cg_n2 = QUICK and 400 or 2000,  -- 5
-  trust_reps = QUICK and 1 or 3, trust_rounds = QUICK and 2 or 5,  -- 6: processes per variant, rounds in each
+  trust_reps = QUICK and 1 or 5, trust_rounds = QUICK and 2 or 10,  -- 6: processes per variant, rounds in each
   seq_accounts = 100, servers = 200, server_concurrency = 20, accounts = 1000, account_concurrency = 20,
-  process_runs = QUICK and 30 or 150,  -- 7: hyperfine runs per command
+  process_runs = QUICK and 30 or 150,  -- 7: hyperfine runs per command, in all
+  process_rounds = QUICK and 2 or 10,  -- 7: ... spread over this many interleaved hyperfine calls
   fleet_runs = QUICK and 1 or 3,       -- 8: processes per row, interleaved (each about 5 s)
   fleet_alone = 50,                    -- 8: one Tokens::list at a time (curl), for the reply time
   fleet_servers = 100, fleet_one_in_flight = 50, fleet_per_server = 8, fleet_concurrency = 50,
@@ -428,7 +429,8 @@ end
 
 -- 7. One `cptokens list` process against one `curl` process, each with the same store.
 local function processes(T)
-  local R = { how = ("hyperfine -N, %d runs each, median"):format(C.process_runs) }
+  local R = { how = ("hyperfine -N, %d runs each in %d interleaved rounds, median"):format(
+    math.ceil(C.process_runs / C.process_rounds) * C.process_rounds, C.process_rounds) }
   if trim(run("command -v hyperfine || true")) == "" then
     say("7/8 processes: hyperfine missing; skipped")
     return nil
@@ -470,17 +472,31 @@ local function processes(T)
   local env = "env -u CURL_CA_BUNDLE -u SSL_CERT_FILE -u SSL_CERT_DIR -u LUA_INIT -u LUA_INIT_5_4 LUA_PATH="
     .. shell_quote("lua/?.lua;lua/?/init.lua;;") .. " LUA_CPATH=" .. shell_quote(build .. "/?.so;;") .. " "
   for _, c in ipairs(R.cmds) do run(env .. c.cmd .. " >/dev/null") end -- each works
-  say("7/8 processes: %d runs of each of %d commands (hyperfine)", C.process_runs, #R.cmds)
+  -- The machine's speed drifts over seconds (a VM's neighbours): one hyperfine call runs
+  -- every run of a command before the next command's, so a drift between two blocks would
+  -- show as a ratio. The runs are spread over rounds instead, each a hyperfine call with
+  -- every command, in the opposite order every other round; a command's median is over all
+  -- of its runs.
+  local per = math.ceil(C.process_runs / C.process_rounds)
+  say("7/8 processes: %d runs of each of %d commands (hyperfine, %d interleaved rounds)", per * C.process_rounds,
+    #R.cmds, C.process_rounds)
   local json = srv.dir .. "/hyperfine-trust.json"
-  local args = {}
-  for i, c in ipairs(R.cmds) do args[i] = shell_quote(c.cmd) end
-  run(env .. PIN .. "hyperfine -N --style none --warmup 10 --runs " .. C.process_runs .. " --export-json "
-    .. shell_quote(json) .. " " .. table.concat(args, " ") .. " >/dev/null")
-  R.m, R.spread = {}, {}
-  for i, res in ipairs(cjson.decode(assert(read_file(json))).results) do
-    R.m[R.cmds[i].key] = median(res.times)
-    R.spread[R.cmds[i].key] = res.times
+  local times = {}
+  for _, c in ipairs(R.cmds) do times[c.key] = {} end
+  for round = 1, C.process_rounds do
+    local order = {}
+    for i = 1, #R.cmds do order[i] = round % 2 == 1 and R.cmds[i] or R.cmds[#R.cmds + 1 - i] end
+    local args = {}
+    for i, c in ipairs(order) do args[i] = shell_quote(c.cmd) end
+    run(env .. PIN .. "hyperfine -N --style none --warmup " .. (round == 1 and 10 or 3) .. " --runs " .. per
+      .. " --export-json " .. shell_quote(json) .. " " .. table.concat(args, " ") .. " >/dev/null")
+    for i, res in ipairs(cjson.decode(assert(read_file(json))).results) do
+      local t = times[order[i].key]
+      for _, x in ipairs(res.times) do t[#t + 1] = x end
+    end
   end
+  R.m, R.spread = {}, times
+  for key, t in pairs(times) do R.m[key] = median(t) end
   return R
 end
 
@@ -1020,7 +1036,9 @@ local function report(M, S, B, G, Mem, I, T, TR, P, F)
     thousands(C.cg_n1), thousands(C.cg_n2 - C.cg_n1))
   add("- 6: bench/lua_trust.lua; the 200 servers are 200 more ports of the same nginx (each its own host:port:"
     .. " its own connections and TLS sessions); accounts are users acct0001...; every reply is checked.")
-  add("- 7: hyperfine -N (no shell), %d runs of each command after 10 warm-up runs.", C.process_runs)
+  add("- 7: hyperfine -N (no shell), %d runs of each command in %d rounds (each round a hyperfine call with every"
+    .. " command, the order reversed every other round; 10 warm-up runs in the first, 3 in the others).",
+    math.ceil(C.process_runs / C.process_rounds) * C.process_rounds, C.process_rounds)
   add("- 8: bench/lua_fleet.lua, one process per run (client pinned to CPU 0), %d runs of each row interleaved,"
     .. " median; 8a's base is `<url>/f10k` (listaccts of %s accounts), 8b's the first %d of section 6's ports,"
     .. " each `<port>/f100` (100 accounts): each its own server with its own connections; every account's"
