@@ -60,7 +60,7 @@ completions:
 
 all: $(SO) $(IMPL)
 
-$(BUILD)/%.o: csrc/%.c csrc/cptokens.h csrc/compat.h
+$(BUILD)/%.o: csrc/%.c csrc/cptokens.h csrc/compat.h csrc/version.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -68,7 +68,7 @@ $(IMPL): $(OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) $(CFLAGS) -pthread $(SO_LDFLAGS) -o $@ $(OBJ) $(CURL_LIBS) $(SSL_LIBS)
 
-$(SO): csrc/loader/core.c
+$(SO): csrc/loader/core.c csrc/version.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) -std=c99 -fPIC -fvisibility=hidden -I$(LUA_INCDIR) $(LIBFLAG) $(SO_LDFLAGS) \
 	  -o $@ $< $(DL_LIBS)

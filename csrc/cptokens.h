@@ -11,8 +11,7 @@
 #include <stddef.h>
 
 #include "compat.h"
-
-#define CPT_VERSION "0.2.0"
+#include "version.h"
 
 #define CPT_NAME_MAX 50                       /* cPanel's limit on a token name */
 #define CPT_EXPIRES_MAX 67767976233521999LL   /* largest expires_at cPanel takes */

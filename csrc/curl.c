@@ -506,14 +506,22 @@ int cpt_curl_peer_cert(const char *url, long timeout_ms, cpt_buf_t *out, char *e
   return 0;
 }
 
+/* The oldest libcurl with every function the module calls: curl_multi_poll came in 7.66.0.
+ * The module is bound lazily (csrc/loader/core.c): a libcurl without one of them would stop
+ * the process where it is first called, so an older one is refused here, at require. */
+#define CPT_CURL_NEEDS 0x074200
+#define CPT_CURL_NEEDS_TEXT "7.66.0"
+
 void cpt_curl_open(lua_State *L) {
   static int initialised = 0;
-  curl_version_info_data *v;
+  curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+  if (v == NULL || v->version_num < CPT_CURL_NEEDS)
+    luaL_error(L, "cptokens.core needs libcurl " CPT_CURL_NEEDS_TEXT " or later; this process has libcurl %s",
+               v && v->version ? v->version : "of an unknown version");
   if (!initialised) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     initialised = 1;
   }
-  v = curl_version_info(CURLVERSION_NOW);
   lua_pushstring(L, v->version);
   lua_setfield(L, -2, "curl_version");
 }

@@ -21,8 +21,10 @@ if ! cmp -s "$tree/release.txt" "$tree/scm.txt"; then
   echo "check-rockspec: cptokens-scm-1.rockspec is ahead of $release ($unreleased unreleased changes in CHANGELOG.md)"
 fi
 want=$(sed -n 's/^version = "\([0-9.]*\)-[0-9]*"$/\1/p' "$release")
-grep -q "define CPT_VERSION \"$want\"" csrc/cptokens.h ||
-  { echo "check-rockspec: $release is $want but csrc/cptokens.h says otherwise" >&2; exit 1; }
+grep -q "define CPT_VERSION \"$want\"" csrc/version.h ||
+  { echo "check-rockspec: $release is $want but csrc/version.h says otherwise" >&2; exit 1; }
+grep -q "^local VERSION = \"$want\"" lua/cptokens/init.lua ||
+  { echo "check-rockspec: $release is $want but lua/cptokens/init.lua says otherwise" >&2; exit 1; }
 grep -q "cptokens $want" docs/cptokens.1 ||
   { echo "check-rockspec: docs/cptokens.1 does not name version $want" >&2; exit 1; }
 grep -q "^## $want " CHANGELOG.md ||

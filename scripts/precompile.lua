@@ -35,7 +35,8 @@ for i = 3, #arg do
   local src = arg[i]
   local rel = src:match("^lua/(cptokens/.+%.lua)$")
   if not rel then fail(src .. ": not a file under lua/cptokens/") end
-  local h = assert(io.open(src, "rb"))
+  local h, oerr = io.open(src, "rb")
+  if not h then fail(oerr) end
   local text = h:read("*a")
   h:close()
   local f, err = load(text, "@" .. chunkroot .. "/" .. rel, "t")

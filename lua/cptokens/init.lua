@@ -27,6 +27,17 @@
 --
 -- @module cptokens
 local core = require "cptokens.core"
+
+-- These modules' version; the C module's must be the same. A process keeps the C module it
+-- first loaded for as long as it runs (it is never unloaded: csrc/loader/core.c), so a new
+-- Lua state after an upgrade in place (an nginx reload) would pair new Lua with old C.
+local VERSION = "0.2.0"
+if core._VERSION ~= VERSION then
+  error(("cptokens: the Lua modules are version %s but the C module this process has loaded,"
+    .. " cptokens.core, is %s: restart the process (after an upgrade, nginx needs a restart, not a reload)")
+    :format(VERSION, tostring(core._VERSION)), 0)
+end
+
 local time = require "cptokens.time"
 local util = require "cptokens.util"
 
